@@ -1,0 +1,54 @@
+"""Default locations: where the default (simulated) data root and caches live.
+
+Every function here takes an explicit path first; the environment variables only fill
+in what the caller left out, so notebooks run by nbval or papermill find the data the
+Makefile generated without hard-coding a machine's paths.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from merlib.errors import DataLayoutError
+
+#: Folder (under a project checkout) that ``make data`` fills with the simulated dataset.
+DEFAULT_DATA_SUBDIR = Path("data") / "synthme"
+
+
+def cache_dir() -> Path:
+    """merlib's user cache: ``$MERLIB_CACHE_DIR``, else ``$XDG_CACHE_HOME/merlib``."""
+    if env := os.environ.get("MERLIB_CACHE_DIR"):
+        return Path(env)
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "merlib"
+
+
+def resolve_data_root(data_root: str | os.PathLike | None = None) -> Path:
+    """The data root to use.
+
+    Parameters
+    ----------
+    data_root : path or None
+        Used as given when not None. Otherwise ``$MERLIB_DATA_ROOT``, otherwise the first
+        ``data/synthme`` found in the current directory or one of its parents (so a
+        notebook run from ``notebooks/`` finds the checkout's default data).
+
+    Raises
+    ------
+    DataLayoutError
+        When nothing is found; the message says how to create the default data.
+    """
+    if data_root is not None:
+        return Path(data_root).expanduser().resolve()
+    if env := os.environ.get("MERLIB_DATA_ROOT"):
+        return Path(env).expanduser().resolve()
+    here = Path.cwd().resolve()
+    for folder in (here, *here.parents):
+        candidate = folder / DEFAULT_DATA_SUBDIR
+        if candidate.is_dir():
+            return candidate
+    raise DataLayoutError(
+        "data_root: none given, $MERLIB_DATA_ROOT is unset and no "
+        f"{DEFAULT_DATA_SUBDIR} folder was found from {here} upwards; run `make data` "
+        "(or `merlib synth --out data/synthme`) or pass data_root"
+    )
