@@ -12,11 +12,12 @@ apex was coded.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
-from merlib.data.frames import list_frames, middle_frame, nearest_frame, relative
+from merlib.data.frames import list_frames, nearest_frame, parse_frame_cell, relative
 from merlib.data.labels import emotion_to_label
 from merlib.data.schema import to_table
 from merlib.errors import AnnotationError, DataLayoutError
@@ -24,10 +25,21 @@ from merlib.errors import AnnotationError, DataLayoutError
 DATASET = "casme2"
 FOLDER = "CASME2"
 ANNOTATION_GLOB = "CASME2-coding-*.xlsx"
-#: part -> (frame folder under CASME2/, frame-name pattern); raw is preferred.
-RELEASES: dict[str, tuple[str, str]] = {
-    "raw": ("CASME2_RAW_selected", r"img(\d+)\.jpg"),
-    "cropped": ("Cropped", r"reg_img(\d+)\.jpg"),
+
+
+@dataclass(frozen=True)
+class Release:
+    """Where one image release keeps its frames."""
+
+    folder: str  # under CASME2/
+    pattern: str  # frame-name regex, group 1 = frame number
+    name: str  # frame-name format, ``name.format(frame)``
+
+
+#: part -> release, in order of preference (raw first).
+RELEASES: dict[str, Release] = {
+    "raw": Release("CASME2_RAW_selected", r"img(\d+)\.jpg", "img{}.jpg"),
+    "cropped": Release("Cropped", r"reg_img(\d+)\.jpg", "reg_img{}.jpg"),
 }
 #: Header of the coding sheet; None marks the two empty header cells.
 HEADER: list[str | None] = [
@@ -35,6 +47,7 @@ HEADER: list[str | None] = [
     "Action Units", "Estimated Emotion",
 ]
 HEADER_2019_EXTRA: list[str] = ["Objective Classes"]
+#: What the owners write where no apex was coded; an empty cell is read the same way.
 NO_APEX = "/"
 _REQUIRED = ["Subject", "Filename", "OnsetFrame", "ApexFrame", "OffsetFrame", "Estimated Emotion"]
 
@@ -63,29 +76,25 @@ def read_annotation(path: Path) -> pd.DataFrame:
 
     Adds ``excel_row``: the row number as Excel shows it (header is row 1).
     """
-    df = pd.read_excel(path, sheet_name=0, dtype=object)
+    # keep_default_na=False: a cell reading "n/a" is reported as written, not as NaN.
+    df = pd.read_excel(path, sheet_name=0, dtype=object, keep_default_na=False)
     missing = [c for c in _REQUIRED if c not in df.columns]
     if missing:
         raise AnnotationError(
-            f"{path}: header row 1 lacks columns {missing}; found {list(df.columns)}"
+            f"{path.name}: header row 1 lacks columns {missing}; found {list(df.columns)}"
         )
     df["excel_row"] = df.index + 2
-    return df[df["Filename"].notna()].reset_index(drop=True)
+    return df[_filled(df["Filename"])].reset_index(drop=True)
 
 
-def _int_cell(value: object, path: Path, row: int, column: str) -> int:
-    try:
-        number = float(str(value).strip())
-    except ValueError:
-        number = float("nan")
-    if number != number or number != int(number):
-        raise AnnotationError(f"{path}: row {row}, {column}: {value!r} is not a frame number")
-    return int(number)
+def _filled(column: pd.Series) -> pd.Series:
+    """True where a cell holds something (empty cells read as '' without NA parsing)."""
+    return column.map(lambda v: str(v).strip() != "")
 
 
 def _clip_folder(root: Path, subject: str, sample: str) -> tuple[str, Path] | None:
-    for part, (top, _) in RELEASES.items():
-        folder = root / FOLDER / top / subject / sample
+    for part, release in RELEASES.items():
+        folder = root / FOLDER / release.folder / subject / sample
         if folder.is_dir():
             return part, folder
     return None
@@ -129,29 +138,30 @@ def read_casme2(data_root: Path | str) -> pd.DataFrame:
         found = _clip_folder(root, subject, sample)
         if found is None:
             expected = " or ".join(
-                (Path(FOLDER) / top / subject / sample).as_posix() for top, _ in RELEASES.values()
+                (Path(FOLDER) / rel.folder / subject / sample).as_posix()
+                for rel in RELEASES.values()
             )
             raise AnnotationError(
                 f"{path.name}: row {r} ({subject} {sample}): clip folder {expected} "
                 f"not found under {root}"
             )
         part, folder = found
-        frames = dict(list_frames(folder, RELEASES[part][1]))
-        onset = _int_cell(rec["OnsetFrame"], path, r, "OnsetFrame")
-        offset = _int_cell(rec["OffsetFrame"], path, r, "OffsetFrame")
+        release = RELEASES[part]
+        frames = dict(list_frames(folder, release.pattern))
+        onset = parse_frame_cell(rec["OnsetFrame"], f"{path.name}: row {r}, OnsetFrame")
+        offset = parse_frame_cell(rec["OffsetFrame"], f"{path.name}: row {r}, OffsetFrame")
         flags = []
-        if str(rec["ApexFrame"]).strip() == NO_APEX:
+        if str(rec["ApexFrame"]).strip() in (NO_APEX, ""):
             # Documented fallback: the middle of the coded interval, snapped to a frame
             # that exists.
             apex = nearest_frame(sorted(frames), (onset + offset) // 2)
             flags.append("apex_missing:middle_frame")
         else:
-            apex = _int_cell(rec["ApexFrame"], path, r, "ApexFrame")
+            apex = parse_frame_cell(rec["ApexFrame"], f"{path.name}: row {r}, ApexFrame")
             if apex not in frames:
-                name = RELEASES[part][1].replace(r"(\d+)", str(apex)).replace("\\", "")
                 raise AnnotationError(
                     f"{path.name}: row {r} ({subject} {sample}): apex frame {apex} has no "
-                    f"file; expected {relative(folder, root)}/{name}"
+                    f"file; expected {relative(folder, root)}/{release.name.format(apex)}"
                 )
         emotion = str(rec["Estimated Emotion"]).strip().lower()
         rows.append({

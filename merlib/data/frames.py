@@ -4,7 +4,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from merlib.errors import DataLayoutError
+from merlib.errors import AnnotationError, DataLayoutError
 
 #: A frame-name pattern is a regular expression with exactly one group: the frame number.
 #: It must match the whole file name (case-insensitively: owners' copies differ in case).
@@ -73,3 +73,21 @@ def nearest_frame(numbers: list[int], target: int) -> int:
 def relative(path: Path, data_root: Path) -> str:
     """``path`` as a POSIX string relative to ``data_root`` (the manifest convention)."""
     return Path(path).relative_to(data_root).as_posix()
+
+
+def parse_frame_cell(value: object, where: str) -> int:
+    """A spreadsheet cell holding a frame number (``46``, ``46.0``, ``"46"``) as int.
+
+    Raises
+    ------
+    AnnotationError
+        The cell is not a whole number; the message starts with ``where`` (the file,
+        row and column at fault).
+    """
+    try:
+        number = float(str(value).strip())
+    except ValueError:
+        number = float("nan")
+    if number != number or number != int(number):
+        raise AnnotationError(f"{where}: {value!r} is not a frame number")
+    return int(number)

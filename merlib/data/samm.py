@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from merlib.data.frames import list_frames, relative
+from merlib.data.frames import list_frames, nearest_frame, parse_frame_cell, relative
 from merlib.data.labels import emotion_to_label
 from merlib.data.schema import to_table
 from merlib.errors import AnnotationError, DataLayoutError
@@ -33,6 +33,9 @@ HEADER: list[str] = [
     "Duration", "Micro", "Action Units", "Estimated Emotion", "Objective Classes", "Notes",
 ]
 FRAME_PATTERN = r"\d+_(\d+)\.jpg"
+#: Apex cells that mean "not coded" (public loaders report a few SAMM rows without a
+#: usable apex); they get the CASME II fallback: the middle of onset..offset, flagged.
+NO_APEX: frozenset[str] = frozenset({"", "/", "-", "-1", "0"})
 _REQUIRED = ["Subject", "Filename", "Onset Frame", "Apex Frame", "Offset Frame",
              "Estimated Emotion"]
 
@@ -46,7 +49,7 @@ def _header_row(cells: pd.DataFrame, path: Path) -> int:
     """0-based index of the header row: HEADER_ROW if it is there, else searched."""
 
     def is_header(i: int) -> bool:
-        values = {str(v).strip() for v in cells.iloc[i].tolist() if pd.notna(v)}
+        values = {str(v).strip() for v in cells.iloc[i].tolist()}
         return all(c in values for c in _REQUIRED)
 
     expected = HEADER_ROW - 1
@@ -67,26 +70,23 @@ def read_annotation(path: Path) -> pd.DataFrame:
     Adds ``excel_row``: the row number as Excel shows it.
     """
     try:
-        cells = pd.read_excel(path, sheet_name=SHEET, header=None, dtype=object)
+        cells = pd.read_excel(path, sheet_name=SHEET, header=None, dtype=object,
+                              keep_default_na=False)
     except ValueError as err:  # pandas raises ValueError for a missing sheet
         raise AnnotationError(f"{path.name}: {err}") from None
     h = _header_row(cells, path)
-    names = [str(v).strip() if pd.notna(v) else f"Unnamed: {j}"
+    names = [str(v).strip() if str(v).strip() else f"Unnamed: {j}"
              for j, v in enumerate(cells.iloc[h].tolist())]
     body = cells.iloc[h + 1:].copy()
     body.columns = names
     body["excel_row"] = body.index + 1
-    return body[body["Filename"].notna()].reset_index(drop=True)
+    return body[_filled(body["Filename"])].reset_index(drop=True)
 
 
-def _int_cell(value: object, path: Path, row: int, column: str) -> int:
-    try:
-        number = float(str(value).strip())
-    except ValueError:
-        number = float("nan")
-    if number != number or number != int(number):
-        raise AnnotationError(f"{path.name}: row {row}, {column}: {value!r} is not a frame number")
-    return int(number)
+def _filled(column: pd.Series) -> pd.Series:
+    """True where a cell holds something (empty cells read as '' without NA parsing)."""
+    return column.map(lambda v: str(v).strip() != "")
+
 
 
 def read_samm(data_root: Path | str) -> pd.DataFrame:
@@ -100,7 +100,9 @@ def read_samm(data_root: Path | str) -> pd.DataFrame:
     Returns
     -------
     DataFrame
-        Canonical table; onset, apex and offset as coded; ``part`` is empty.
+        Canonical table; onset, apex and offset as coded; ``part`` is empty. An
+        uncoded apex (empty, ``/``, ``-1``) becomes the middle frame between onset and
+        offset, flagged ``apex_missing:middle_frame``.
 
     Raises
     ------
@@ -131,9 +133,14 @@ def read_samm(data_root: Path | str) -> pd.DataFrame:
                 f"not found under {root}"
             )
         frames = dict(list_frames(folder, FRAME_PATTERN))
-        onset = _int_cell(rec["Onset Frame"], path, r, "Onset Frame")
-        apex = _int_cell(rec["Apex Frame"], path, r, "Apex Frame")
-        offset = _int_cell(rec["Offset Frame"], path, r, "Offset Frame")
+        onset = parse_frame_cell(rec["Onset Frame"], f"{path.name}: row {r}, Onset Frame")
+        offset = parse_frame_cell(rec["Offset Frame"], f"{path.name}: row {r}, Offset Frame")
+        flags = []
+        if str(rec["Apex Frame"]).strip() in NO_APEX:
+            apex = nearest_frame(sorted(frames), (onset + offset) // 2)
+            flags.append("apex_missing:middle_frame")
+        else:
+            apex = parse_frame_cell(rec["Apex Frame"], f"{path.name}: row {r}, Apex Frame")
         if apex not in frames:
             raise AnnotationError(
                 f"{path.name}: row {r} ({sample}): apex frame {apex} has no file; expected "
@@ -145,6 +152,6 @@ def read_samm(data_root: Path | str) -> pd.DataFrame:
             "emotion": emotion, "label": emotion_to_label(emotion, DATASET),
             "onset_frame": onset, "apex_frame": apex, "offset_frame": offset,
             "n_frames": len(frames), "clip_dir": relative(folder, root),
-            "apex_path": relative(frames[apex], root), "flags": "",
+            "apex_path": relative(frames[apex], root), "flags": ";".join(flags),
         })
     return to_table(rows)

@@ -1,0 +1,77 @@
+"""MUG facial expression database reader (Aifanti et al. 2010), in the owners' layout.
+
+On disk: ``<data_root>/MUG/subjects3/<subject>/<emotion>/<take>/img_0000.jpg``. Clips
+start and end neutral with the apex in between; there is no apex annotation, so the apex
+is the middle frame (flag ``apex:middle_frame``).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from merlib.data.frames import list_frames, middle_frame, relative
+from merlib.data.labels import emotion_to_label
+from merlib.data.schema import to_table
+from merlib.errors import DataLayoutError
+
+DATASET = "mug"
+FOLDER = "MUG"
+SUBJECTS_DIR = "subjects3"
+EMOTIONS: tuple[str, ...] = (
+    "anger", "disgust", "fear", "happiness", "neutral", "sadness", "surprise",
+)
+FRAME_PATTERN = r"img_(\d+)\.jpg"
+
+
+def sample_name(subject: str, emotion: str, take: str) -> str:
+    """Canonical sample: ``001_happiness_take000``."""
+    return f"{subject}_{emotion}_{take}"
+
+
+def read_mug(data_root: Path | str) -> pd.DataFrame:
+    """Index MUG: one row per take.
+
+    Parameters
+    ----------
+    data_root : path
+        Folder that holds ``MUG/``.
+
+    Returns
+    -------
+    DataFrame
+        Canonical table; onset/apex/offset are the first/middle/last frame numbers.
+
+    Raises
+    ------
+    DataLayoutError
+        ``subjects3`` is missing or an emotion folder has an unknown name.
+    """
+    root = Path(data_root)
+    base = root / FOLDER / SUBJECTS_DIR
+    if not base.is_dir():
+        raise DataLayoutError(f"MUG: expected folder {base}")
+    rows = []
+    for subject_dir in sorted(p for p in base.iterdir() if p.is_dir()):
+        subject = subject_dir.name
+        for emotion_dir in sorted(p for p in subject_dir.iterdir() if p.is_dir()):
+            emotion = emotion_dir.name
+            if emotion not in EMOTIONS:
+                raise DataLayoutError(
+                    f"{emotion_dir}: unknown emotion folder; expected one of {EMOTIONS}"
+                )
+            for take_dir in sorted(p for p in emotion_dir.iterdir() if p.is_dir()):
+                frames = list_frames(take_dir, FRAME_PATTERN)
+                numbers = [n for n, _ in frames]
+                apex = middle_frame(numbers)
+                rows.append({
+                    "dataset": DATASET, "part": "", "subject": subject,
+                    "sample": sample_name(subject, emotion, take_dir.name),
+                    "emotion": emotion, "label": emotion_to_label(emotion, DATASET),
+                    "onset_frame": numbers[0], "apex_frame": apex,
+                    "offset_frame": numbers[-1], "n_frames": len(frames),
+                    "clip_dir": relative(take_dir, root),
+                    "apex_path": relative(dict(frames)[apex], root),
+                    "flags": "apex:middle_frame",
+                })
+    return to_table(rows)

@@ -1,0 +1,53 @@
+"""The ``merlib index`` command (``composite`` is tested in tests/data/test_composite.py)."""
+from __future__ import annotations
+
+import pandas as pd
+
+from merlib.cli import main
+from merlib.data.schema import COLUMNS
+from tests.data.conftest import build_all
+
+
+def test_index_writes_manifest(tmp_path, capsys):
+    root = build_all(tmp_path / "data")
+    out = tmp_path / "out" / "index.csv"
+    assert main(["index", "--data-root", str(root), "--out", str(out)]) == 0
+    table = pd.read_csv(out, dtype=str, keep_default_na=False)
+    assert list(table.columns) == list(COLUMNS)
+    assert table["dataset"].value_counts().to_dict() == {
+        "casme2": 4, "smic": 5, "ckplus": 4, "oulu": 4, "jaffe": 4, "samm": 3, "mug": 3}
+    printed = capsys.readouterr().out
+    assert f"27 samples -> {out}" in printed
+
+
+def test_index_subset(tmp_path):
+    root = build_all(tmp_path / "data")
+    out = tmp_path / "index.csv"
+    assert main(["index", "--data-root", str(root), "--out", str(out),
+                 "--datasets", "jaffe,mug"]) == 0
+    assert set(pd.read_csv(out)["dataset"]) == {"jaffe", "mug"}
+
+
+def test_wrong_data_root_is_exit_code_2_naming_expected_folder(tmp_path, capsys):
+    root = build_all(tmp_path / "data")
+    code = main(["index", "--data-root", str(root / "SAMM"), "--out", str(tmp_path / "x.csv"),
+                 "--datasets", "samm"])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("merlib index: error:") and "expected folder SAMM/" in err
+    assert main(["index", "--data-root", str(tmp_path / "empty"), "--out",
+                 str(tmp_path / "x.csv")]) == 2
+    assert not (tmp_path / "x.csv").exists()
+
+
+def test_composite_allow_missing_writes_missing_report(tmp_path, capsys):
+    root = build_all(tmp_path / "data")
+    out = tmp_path / "composite.csv"
+    assert main(["composite", "--data-root", str(root), "--out", str(out)]) == 2
+    assert "MEGC2019 composite samples not on disk" in capsys.readouterr().err
+    assert main(["composite", "--data-root", str(root), "--out", str(out),
+                 "--allow-missing"]) == 0
+    found = pd.read_csv(out, dtype=str)
+    missing = pd.read_csv(tmp_path / "composite.missing.csv", dtype=str)
+    assert sorted(found["sample"]) == ["006_1_2", "011_2_7", "EP02_01f", "s01_ne_02", "s01_po_01", "s11_sur_01"]
+    assert len(found) + len(missing) == 442
