@@ -16,6 +16,8 @@ from pathlib import Path
 
 import openpyxl
 
+from merlib.data._xlsx import freeze_xlsx
+
 from merlib.data import casme2, ckplus, jaffe, mug, oulu, samm, smic
 
 #: Image file extension per dataset.
@@ -166,6 +168,12 @@ def write_annotations(
     raise ValueError(f"dataset {dataset!r}: expected one of {list(IMAGE_EXT)}")
 
 
+def _save_reproducibly(wb: "openpyxl.Workbook", path: Path) -> None:
+    # openpyxl stamps "now" into the file: freeze it so a seed gives identical bytes.
+    wb.save(path)
+    freeze_xlsx(path)
+
+
 def _write_casme2(root: Path, records: Sequence[ClipRecord], release: str) -> Path:
     if release not in CASME2_RELEASES:
         raise ValueError(f"casme2_release {release!r}: expected one of {list(CASME2_RELEASES)}")
@@ -186,7 +194,7 @@ def _write_casme2(root: Path, records: Sequence[ClipRecord], release: str) -> Pa
         wb.create_sheet("Sheet3")
     path = root / casme2.FOLDER / CASME2_RELEASES[release]
     path.parent.mkdir(parents=True, exist_ok=True)
-    wb.save(path)
+    _save_reproducibly(wb, path)
     return path
 
 
@@ -209,7 +217,7 @@ def _write_samm(root: Path, records: Sequence[ClipRecord]) -> Path:
         ])
     path = root / samm.FOLDER / samm.ANNOTATION
     path.parent.mkdir(parents=True, exist_ok=True)
-    wb.save(path)
+    _save_reproducibly(wb, path)
     return path
 
 

@@ -113,3 +113,20 @@ def test_writers_reject_unknown_values(tmp_path):
         write_annotations("ckplus", tmp_path, [ClipRecord("S1", "S1_001", "joy", (1,))])
     with pytest.raises(ValueError, match="SMIC emotion"):
         frame_path("smic", tmp_path, ClipRecord("s01", "s01_po_01", "happy", (1,)), 1)
+
+
+def test_workbooks_are_byte_identical_across_writes(tmp_path, monkeypatch):
+    """openpyxl stamps the current time; merlib's writers must not let it through."""
+    import hashlib
+    import time
+
+    rec = ClipRecord("006", "006_1_2", "Happiness", (1, 2, 3), 1, 2, 3)
+    digests = []
+    for i, t in enumerate((1_000_000_000, 1_700_000_000)):
+        monkeypatch.setattr(time, "time", lambda t=t: float(t))
+        monkeypatch.setattr(time, "localtime", lambda secs=None, t=t: time.gmtime(t))
+        paths = write_annotations("samm", tmp_path / str(i), [rec])
+        paths += write_annotations("casme2", tmp_path / str(i), [ClipRecord(
+            "sub01", "EP02_01f", "happiness", (1, 2, 3), 1, 2, 3)], casme2_release="2019")
+        digests.append([hashlib.sha256(p.read_bytes()).hexdigest() for p in paths])
+    assert digests[0] == digests[1]

@@ -1,1 +1,361 @@
-"""placeholder"""
+"""SynthME: the simulated default dataset, written in the owners' exact layouts.
+
+The real micro- and macro-expression datasets are licensed, so the default run of merlib
+uses this generated stand-in. Its subjects are morphs of real photographs fetched from
+package registries (:mod:`.sources`, :mod:`.morph`), so no subject is a real person; its
+expressions are landmark warps along action-unit directions (:mod:`.au`, :mod:`.warp`),
+filmed by a per-dataset camera (:mod:`.render`). Subjects, sample names and labels follow
+the MEGC2019 composite list (:mod:`.plan`), and the files go where the owners put theirs
+(:mod:`merlib.data.layouts`), so the same readers load real and simulated data.
+
+Besides the dataset folders, the root holds ``SYNTHME.json`` (marks the root as
+simulated: seed, configuration, counts, face-pool digest) and ``SYNTHME_truth.csv``
+(one row per sample: label, action units, apex amplitude, source faces, coded frames).
+The readers ignore both.
+
+Example
+-------
+>>> from merlib.data.synth import SynthConfig, generate
+>>> root = generate("data/synthme", SynthConfig(seed=0))          # doctest: +SKIP
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import shutil
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, fields
+from functools import lru_cache
+from multiprocessing import get_all_start_methods, get_context
+from pathlib import Path
+
+from merlib.errors import MerlibError
+
+__all__ = ["SynthConfig", "SynthConfigError", "generate", "MARKER", "TRUTH", "TRUTH_COLUMNS"]
+
+MARKER = "SYNTHME.json"
+TRUTH = "SYNTHME_truth.csv"
+TRUTH_COLUMNS: tuple[str, ...] = (
+    "dataset", "subject", "sample", "label", "emotion", "aus", "amplitude_iod",
+    "source_faces", "apex_frame", "onset_frame", "offset_frame",
+)
+
+
+class SynthConfigError(MerlibError, ValueError):
+    """A SynthME parameter is out of range (names the parameter and the value)."""
+
+
+class SynthOutputError(MerlibError, FileExistsError):
+    """The output folder cannot be used (names it)."""
+
+
+@dataclass(frozen=True)
+class SynthConfig:
+    """What to simulate.
+
+    Attributes
+    ----------
+    seed : int, default=0
+        Everything random derives from it (and from stable per-sample keys).
+    micro_subjects : int, default=24
+        Micro-expression subjects, 3..68, split over CASME II / SAMM / SMIC like the
+        composite's 24 / 28 / 16 (at least one each), picked from the composite list.
+    macro_subjects : int, default=16
+        Macro-expression subjects, 4..200, split evenly over CK+ / Oulu-CASIA / JAFFE /
+        MUG (JAFFE at most 10: its real posers).
+    amplitude_scale : float, default=1.0
+        Multiplies every expression amplitude, (0, 5].
+    faces_dir : Path or None, default=None
+        Face pool folder (``merlib faces``); None: ``$MERLIB_FACES_DIR`` or
+        ``~/.cache/merlib/faces``. Fetched there if missing.
+    micro_amplitude_iod : (float, float), default=(0.02, 0.04)
+        Range of the apex amplitude (largest landmark displacement) of micro clips, in
+        inter-ocular distances, before ``amplitude_scale``.
+    macro_amplitude_iod : (float, float), default=(0.10, 0.20)
+        The same for macro clips.
+    faces_per_identity : (int, int), default=(2, 3)
+        Inclusive range of pool faces blended into one subject.
+    """
+
+    seed: int = 0
+    micro_subjects: int = 24
+    macro_subjects: int = 16
+    amplitude_scale: float = 1.0
+    faces_dir: Path | None = None
+    micro_amplitude_iod: tuple[float, float] = (0.02, 0.04)
+    macro_amplitude_iod: tuple[float, float] = (0.10, 0.20)
+    faces_per_identity: tuple[int, int] = (2, 3)
+
+    def validate(self) -> SynthConfig:
+        """Raise :class:`SynthConfigError` on the first bad field; return ``self``."""
+        def bad(name: str, expected: str) -> SynthConfigError:
+            return SynthConfigError(f"{name} must be {expected}; got {getattr(self, name)!r}")
+
+        def is_int(v: object) -> bool:
+            return isinstance(v, int) and not isinstance(v, bool)
+
+        if not is_int(self.seed) or self.seed < 0:
+            raise bad("seed", "a non-negative integer")
+        if not is_int(self.micro_subjects) or not 3 <= self.micro_subjects <= 68:
+            raise bad("micro_subjects", "an integer in 3..68")
+        if not is_int(self.macro_subjects) or not 4 <= self.macro_subjects <= 200:
+            raise bad("macro_subjects", "an integer in 4..200")
+        if (isinstance(self.amplitude_scale, bool)
+                or not isinstance(self.amplitude_scale, (int, float))
+                or not 0.0 < float(self.amplitude_scale) <= 5.0):
+            raise bad("amplitude_scale", "a number in (0, 5]")
+        for name in ("micro_amplitude_iod", "macro_amplitude_iod"):
+            lo_hi = getattr(self, name)
+            if (len(lo_hi) != 2 or not all(isinstance(v, (int, float)) for v in lo_hi)
+                    or not 0.0 < lo_hi[0] <= lo_hi[1] <= 1.0):
+                raise bad(name, "(low, high) with 0 < low <= high <= 1")
+        n = self.faces_per_identity
+        if len(n) != 2 or not all(is_int(v) for v in n) or not 2 <= n[0] <= n[1] <= 5:
+            raise bad("faces_per_identity", "(low, high) integers with 2 <= low <= high <= 5")
+        return self
+
+    def record(self) -> dict:
+        """The fields for ``SYNTHME.json``. ``faces_dir`` is left out: it is a
+        machine-specific path, and the pool digest identifies the faces instead."""
+        out = {}
+        for f in fields(self):
+            if f.name == "faces_dir":
+                continue
+            v = getattr(self, f.name)
+            out[f.name] = list(v) if isinstance(v, tuple) else v
+        return out
+
+
+def _dataset_folders() -> dict[str, str]:
+    from merlib.data.index import DATASET_FOLDERS
+
+    return dict(DATASET_FOLDERS)
+
+
+def _check_output(out: Path) -> list[Path]:
+    """What must be removed before writing to ``out`` (a previous SynthME root's
+    entries); raise if ``out`` is unusable. Touches nothing."""
+    if out.exists() and not out.is_dir():
+        raise SynthOutputError(f"output {out} exists and is not a folder")
+    if not out.exists():
+        return []
+    entries = sorted(out.iterdir())
+    if not entries:
+        return []
+    try:
+        simulated = json.loads((out / MARKER).read_text()).get("simulated") is True
+    except (OSError, ValueError, AttributeError):
+        simulated = False
+    if not simulated:
+        raise SynthOutputError(
+            f"refusing to write into {out}: the folder is not empty and is not a previous "
+            f"SynthME root (no {MARKER}); choose an empty or new folder"
+        )
+    ours = set(_dataset_folders().values()) | {MARKER, TRUTH}
+    foreign = [p.name for p in entries if p.name not in ours]
+    if foreign:
+        raise SynthOutputError(
+            f"refusing to overwrite SynthME root {out}: it also holds {foreign}; "
+            f"move them or choose another folder"
+        )
+    return entries
+
+
+def _clear(entries: list[Path]) -> None:
+    for path in entries:
+        shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
+
+
+@lru_cache(maxsize=2)
+def _pool(root: str):
+    from merlib.data.synth.sources import load_pool
+
+    return load_pool(root)
+
+
+@lru_cache(maxsize=4)
+def _identity(pool_root: str, spec):
+    from merlib.data.synth.morph import morph_identity
+
+    pool = _pool(pool_root)
+    faces = {f.id: f for f in pool.faces}
+    return morph_identity(spec, [pool.image(faces[i]) for i in spec.faces],
+                          [faces[i].landmarks for i in spec.faces])
+
+
+def _render_clips(pool_root: str, out: str, seed: int, spec, clips) -> int:
+    """Worker: render and write clips of one identity -> number of frames written.
+
+    Each clip draws from its own keyed generator, so the bytes do not depend on which
+    worker renders it or in which order.
+    """
+    import cv2
+    import numpy as np
+
+    from merlib.data.layouts import frame_path
+    from merlib.data.synth.plan import key_rng
+    from merlib.data.synth.render import CAMERAS, render_clip
+
+    identity = _identity(pool_root, spec)
+    written = 0
+    for clip in clips:
+        rec = clip.record
+        rng = key_rng(seed, "render", clip.dataset, rec.subject, rec.sample)
+        images = render_clip(identity, CAMERAS[clip.dataset], clip.expression.displacement,
+                             np.asarray(clip.intensities), rng)
+        for number, image in zip(rec.frames, images):
+            path = frame_path(clip.dataset, Path(out), rec, number)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if not cv2.imwrite(str(path), image):
+                raise MerlibError(f"cannot write frame {path}")
+            written += 1
+    return written
+
+
+def _jobs(plan, max_frames: int = 160) -> list[tuple]:
+    """``(identity spec, clips)`` chunks of at most ~``max_frames`` frames, in plan order
+    (consecutive chunks share an identity, so a worker's cached morph is reused)."""
+    specs = {s.key: s for s in plan.identities}
+    jobs: list[tuple] = []
+    for clip in plan.clips:
+        spec = specs[clip.identity]
+        if jobs and jobs[-1][0] is spec and sum(len(c.record.frames) for c in jobs[-1][1]) \
+                + len(clip.record.frames) <= max_frames:
+            jobs[-1][1].append(clip)
+        else:
+            jobs.append((spec, [clip]))
+    return jobs
+
+
+def _counts(plan) -> dict:
+    counts: dict[str, dict] = {}
+    for clip in plan.clips:
+        c = counts.setdefault(clip.dataset, {"subjects": set(), "samples": 0, "frames": 0,
+                                             "negative": 0, "positive": 0, "surprise": 0,
+                                             "unlabelled": 0})
+        c["subjects"].add(clip.record.subject)
+        c["samples"] += 1
+        c["frames"] += len(clip.record.frames)
+        c[clip.label or "unlabelled"] += 1
+    for c in counts.values():
+        c["subjects"] = len(c["subjects"])
+    return counts
+
+
+def _truth_csv(plan) -> str:
+    sources = {s.key: "+".join(s.faces) for s in plan.identities}
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(TRUTH_COLUMNS)
+    for c in plan.clips:
+        writer.writerow([
+            c.dataset, c.record.subject, c.record.sample, c.label or "",
+            c.record.emotion or "", c.expression.au_code(),
+            f"{c.expression.amplitude_iod:.5f}", sources[c.identity],
+            "" if c.apex_frame is None else c.apex_frame,
+            "" if c.onset_frame is None else c.onset_frame,
+            "" if c.offset_frame is None else c.offset_frame,
+        ])
+    return buf.getvalue()
+
+
+def _marker(cfg: SynthConfig, pool, plan, complete: bool) -> str:
+    from merlib import __version__
+    from merlib.data.synth.render import CAMERAS
+
+    used = sorted({f for s in plan.identities for f in s.faces})
+    doc = {
+        "simulated": True,
+        "generator": "merlib synth",
+        "merlib_version": __version__,
+        "complete": complete,
+        **cfg.record(),
+        "counts": _counts(plan),
+        "face_pool": {"digest": pool.digest, "cache_key": pool.manifest["cache_key"],
+                      "n_faces": len(pool), "faces_used": used},
+        "cameras": {d: {"width": c.width, "height": c.height, "colour": c.colour,
+                        "iod_px": c.iod_px, "note": c.note} for d, c in CAMERAS.items()},
+        "note": ("Simulated data. Each subject is a landmark-aligned morph of two or more "
+                 "real photographs (see the face pool manifest); expressions are "
+                 "landmark warps along action-unit directions."),
+    }
+    return json.dumps(doc, indent=1, sort_keys=False) + "\n"
+
+
+def generate(out: Path | str, cfg: SynthConfig | None = None, progress: bool = True,
+             workers: int | None = None) -> Path:
+    """Write a SynthME data root.
+
+    Parameters
+    ----------
+    out : path
+        Data root to create. Must be missing, empty, or a previous SynthME root (which is
+        cleared first).
+    cfg : SynthConfig, optional
+        Default ``SynthConfig()``.
+    progress : bool
+        Show a tqdm progress bar (clips).
+    workers : int, optional
+        Processes rendering in parallel (default: the CPU count). The output does not
+        depend on it.
+
+    Returns
+    -------
+    Path
+        ``out``.
+
+    Raises
+    ------
+    SynthConfigError
+        A parameter is out of range.
+    SynthOutputError
+        ``out`` is a file, or a non-empty folder that is not a SynthME root.
+    FacePoolError
+        The face pool is missing and cannot be fetched.
+    """
+    from tqdm import tqdm
+
+    from merlib.data.layouts import write_annotations
+    from merlib.data.schema import DATASETS
+    from merlib.data.synth.plan import make_plan
+    from merlib.data.synth.sources import fetch_faces
+
+    cfg = (cfg or SynthConfig()).validate()
+    if workers is not None and (not isinstance(workers, int) or workers < 1):
+        raise SynthConfigError(f"workers must be a positive integer; got {workers!r}")
+    out = Path(out)
+    stale = _check_output(out)  # before the (possibly slow) pool fetch: fail fast
+    pool = fetch_faces(cfg.faces_dir)
+    plan = make_plan(cfg, [f.id for f in pool.faces], [f.yaw for f in pool.faces])
+    _clear(stale)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / MARKER).write_text(_marker(cfg, pool, plan, complete=False))
+
+    jobs = [(str(pool.root), str(out), cfg.seed, spec, clips) for spec, clips in _jobs(plan)]
+    n_workers = min(workers or os.cpu_count() or 1, len(jobs))
+    bar = tqdm(total=len(plan.clips), unit="clip", desc="SynthME", disable=not progress)
+    try:
+        if n_workers == 1:
+            for job in jobs:
+                _render_clips(*job)
+                bar.update(len(job[4]))
+        else:
+            # fork: workers start at once and inherit the imports; spawn elsewhere.
+            method = "fork" if "fork" in get_all_start_methods() else "spawn"
+            with ProcessPoolExecutor(n_workers, mp_context=get_context(method)) as ex:
+                futures = {ex.submit(_render_clips, *job): len(job[4]) for job in jobs}
+                for fut in as_completed(futures):
+                    fut.result()
+                    bar.update(futures[fut])
+    finally:
+        bar.close()
+
+    for dataset in DATASETS:
+        records = [c.record for c in plan.clips if c.dataset == dataset]
+        if records:
+            write_annotations(dataset, out, records)
+    (out / TRUTH).write_text(_truth_csv(plan))
+    (out / MARKER).write_text(_marker(cfg, pool, plan, complete=True))
+    return out

@@ -34,6 +34,8 @@ class IdentitySpec:
         Pool face ids, primary (largest weight) first.
     weights : tuple of float
         Blend weights, sum 1, same order.
+    source_flips : tuple of bool
+        Mirror each source before blending (so all sources turn the same way).
     flip : bool
         Mirror the result left-right.
     """
@@ -41,6 +43,7 @@ class IdentitySpec:
     key: str
     faces: tuple[str, ...]
     weights: tuple[float, ...]
+    source_flips: tuple[bool, ...]
     flip: bool
 
 
@@ -70,14 +73,20 @@ class Identity:
         return inter_ocular(self.landmarks)
 
 
-def choose_sources(face_ids: Sequence[str], keys: Sequence[str], rng: np.random.Generator,
-                   n_faces: tuple[int, int] = (2, 3)) -> list[IdentitySpec]:
+def choose_sources(face_ids: Sequence[str], yaws: Sequence[float], keys: Sequence[str],
+                   rng: np.random.Generator, n_faces: tuple[int, int] = (2, 3),
+                   max_yaw_gap: float = 0.25) -> list[IdentitySpec]:
     """Assign source faces to each identity key, spreading use and avoiding repeats.
 
     Parameters
     ----------
     face_ids : sequence of str
         Pool face ids (sorted; the order is part of the determinism).
+    yaws : sequence of float
+        Signed head turn of each face (:func:`merlib.data.synth.sources.yaw_offset`).
+        Faces turned to the image right are mirrored, so all sources of an identity
+        look the same way, and only faces whose turns differ by at most
+        ``max_yaw_gap`` are blended (else the blend shows two noses).
     keys : sequence of str
         Identity keys, in a fixed order.
     rng : numpy Generator
@@ -87,45 +96,65 @@ def choose_sources(face_ids: Sequence[str], keys: Sequence[str], rng: np.random.
     Returns
     -------
     list of IdentitySpec
-        One per key, same order. Combinations are distinct while the pool allows it;
-        the least-used faces are preferred (random tie-break).
+        One per key, same order. Each identity's primary (largest weight, whose hair
+        and head are kept) is the face that led the fewest identities so far; the other
+        sources are the least-used similar faces (random tie-break). Combinations are
+        distinct while the pool allows it.
     """
     ids = list(face_ids)
-    if len(ids) < n_faces[1]:
-        raise ValueError(f"need at least {n_faces[1]} pool faces, got {len(ids)}")
-    used = {f: 0 for f in ids}
-    seen: set[frozenset[str]] = set()
+    turn = np.abs(np.asarray(yaws, np.float64))
+    if len(ids) < n_faces[1] or len(turn) != len(ids):
+        raise ValueError(f"need at least {n_faces[1]} pool faces with a yaw each; "
+                         f"got {len(ids)} ids and {len(turn)} yaws")
+    used = np.zeros(len(ids), np.int64)
+    led = np.zeros(len(ids), np.int64)  # times a face was the primary (gives the head)
+    seen: set[frozenset[int]] = set()
     specs = []
     for key in keys:
         k = int(rng.integers(n_faces[0], n_faces[1] + 1))
         for _ in range(50):
             tie = rng.random(len(ids))
-            order = sorted(range(len(ids)), key=lambda i: (used[ids[i]], tie[i]))
-            # Take from the least-used few at random, not strictly the k least used, so
-            # that the same faces do not keep pairing with each other.
-            window = order[:max(k + 3, 2 * k)]
-            pick = [ids[i] for i in rng.choice(window, size=k, replace=False)]
+            first = min(range(len(ids)), key=lambda i: (led[i], used[i], tie[i]))
+            gap = np.abs(turn - turn[first])
+            near = [i for i in range(len(ids)) if i != first and gap[i] <= max_yaw_gap]
+            if len(near) < k - 1:  # too few similar faces: take the closest ones
+                near = sorted((i for i in range(len(ids)) if i != first),
+                              key=lambda i: gap[i])[:k + 1]
+            near.sort(key=lambda i: (used[i], tie[i]))
+            window = near[:max(k + 2, 2 * k)]
+            pick = [first] + [int(i) for i in rng.choice(window, size=k - 1, replace=False)]
             if frozenset(pick) not in seen:
                 break
         seen.add(frozenset(pick))
-        for f in pick:
-            used[f] += 1
+        used[pick] += 1
+        led[first] += 1
         jitter = rng.uniform(-0.2, 0.2, size=k)
-        w = (1.0 + jitter) / (1.0 + jitter).sum()
-        order_w = np.argsort(-w, kind="stable")
+        # The first pick is the primary: it gets the largest weight.
+        w = np.sort((1.0 + jitter) / (1.0 + jitter).sum())[::-1]
         specs.append(IdentitySpec(
-            key=key, faces=tuple(pick[i] for i in order_w),
-            weights=tuple(round(float(w[i]), 6) for i in order_w),
+            key=key, faces=tuple(ids[i] for i in pick),
+            weights=tuple(round(float(v), 6) for v in w),
+            source_flips=tuple(bool(yaws[i] > 0) for i in pick),
             flip=bool(rng.random() < 0.5),
         ))
     return specs
+
+
+def mirror(image: np.ndarray, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mirror an image left-right with its landmarks (re-indexed, so 36-41 stay the
+    image-left eye). Returns ``(image, points)``; points float32 (68, 2)."""
+    w = image.shape[1]
+    flipped = np.ascontiguousarray(image[:, ::-1])
+    pts = np.asarray(points, np.float32)[MIRROR].copy()
+    pts[:, 0] = (w - 1) - pts[:, 0]
+    return flipped, pts
 
 
 def _face_mask(points: np.ndarray, shape: tuple[int, int], iod: float) -> np.ndarray:
     """Soft mask of the face: jaw line and brows raised to the forehead, float32 (H, W)."""
     jaw = points[0:17]
     brows = points[17:27].copy()
-    brows[:, 1] -= 0.45 * iod  # the forehead above the brows belongs to the face too
+    brows[:, 1] -= 0.3 * iod  # the forehead above the brows belongs to the face too
     hull = cv2.convexHull(np.vstack([jaw, brows]).astype(np.float32)).astype(np.int32)
     mask = np.zeros(shape, np.float32)
     cv2.fillConvexPoly(mask, hull, 1.0, lineType=cv2.LINE_AA)
@@ -138,7 +167,7 @@ def _face_mask(points: np.ndarray, shape: tuple[int, int], iod: float) -> np.nda
 def head_mask(points: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     """Soft head-and-shoulders region around a face, float32 (H, W) in [0, 1].
 
-    An ellipse around the head (1.45 x 2.0 inter-ocular distances, centred a little
+    An ellipse around the head (semi-axes 1.65 x 2.2 inter-ocular distances, centred a little
     below the eyes) joined with a wider one for neck and shoulders.
     """
     iod = inter_ocular(points)
@@ -152,9 +181,15 @@ def head_mask(points: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
         t = np.clip((1.0 - r) / 0.18, 0.0, 1.0)
         return t * t * (3.0 - 2.0 * t)  # smoothstep: no visible edge
 
-    head = ellipse(eyes[0], eyes[1] + 0.45 * iod, 1.45 * iod, 2.0 * iod)
-    shoulders = ellipse(chin[0], chin[1] + 1.7 * iod, 2.3 * iod, 1.3 * iod)
-    return np.maximum(head, shoulders).astype(np.float32)
+    head = ellipse(eyes[0], eyes[1] + 0.4 * iod, 1.65 * iod, 2.2 * iod)
+    shoulders = ellipse(chin[0], chin[1] + 1.5 * iod, 2.4 * iod, 1.4 * iod)
+    # Fade out before the template's edges, so no straight crop border shows; slowly at
+    # the bottom, where the shoulders run out of the template.
+    ex = np.clip(np.minimum(xs, w - 1 - xs) / (0.25 * iod), 0.0, 1.0)
+    ey = np.minimum(np.clip(ys / (0.25 * iod), 0.0, 1.0),
+                    np.clip((h - 1 - ys) / (0.9 * iod), 0.0, 1.0))
+    fade = ex * ey
+    return (np.maximum(head, shoulders) * fade * fade * (3.0 - 2.0 * fade)).astype(np.float32)
 
 
 def _match_colour(src: np.ndarray, ref: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -185,23 +220,29 @@ def morph_identity(spec: IdentitySpec, images: Sequence[np.ndarray],
     Identity
     """
     w = np.asarray(spec.weights, np.float64)
-    pts = [np.asarray(p, np.float64) for p in landmarks]
-    shape = sum(wi * p for wi, p in zip(w, pts))
     h, wd = images[0].shape[:2]
+    sources = [mirror(img, p) if f else (img, p)
+               for img, p, f in zip(images, landmarks, spec.source_flips)]
+    images = [img for img, _ in sources]
+    pts = [np.asarray(p, np.float64) for _, p in sources]
+    shape = sum(wi * p for wi, p in zip(w, pts))
     anchors = border_anchors(wd, h, per_side=5, margin=0.25 * max(wd, h))
     warped = [landmark_warp(img, p, shape, anchors).astype(np.float32)
               for img, p in zip(images, pts)]
     iod = inter_ocular(shape)
     face = _face_mask(shape, (h, wd), iod)
     blend = sum(wi * im for wi, im in zip(w, warped))
-    # Keep the primary's overall skin tone so the seam to its hair and neck is mild.
-    blend = _match_colour(blend, warped[0], face)
-    out = face[..., None] * blend + (1.0 - face[..., None]) * warped[0]
+    # Recolour the primary's head (hair, neck, clothes) to the blend's skin tone: the
+    # seam at the jaw line fades, and the head does not pull the face towards the
+    # primary's own look.
+    head = _match_colour(warped[0], blend, face)
+    out = face[..., None] * blend + (1.0 - face[..., None]) * head
+    # Most sources were enlarged onto the template and averaging softens further: a
+    # mild unsharp mask restores some edge contrast.
+    out = out + 0.6 * (out - cv2.GaussianBlur(out, (0, 0), 2.0))
     image = np.clip(np.rint(out), 0, 255).astype(np.uint8)
     points = shape.astype(np.float32)
     if spec.flip:
-        image = np.ascontiguousarray(image[:, ::-1])
-        points = points[MIRROR].copy()
-        points[:, 0] = (wd - 1) - points[:, 0]
+        image, points = mirror(image, points)
     return Identity(spec=spec, image=image, landmarks=points,
                     mask=head_mask(points, (h, wd)))

@@ -1,0 +1,1 @@
+"""Face detection, landmarks and alignment (dlib HOG detector + 68-point model)."""

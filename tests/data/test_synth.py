@@ -1,0 +1,340 @@
+"""SynthME: the simulated dataset generator.
+
+Rendering tests share the session's tiny root (``synth_root`` in ``tests/conftest.py``:
+3 micro, 4 macro subjects, seed 0, or the root ``make test`` made); two more roots are
+generated here (the same configuration again, serially, and the next seed). The face
+pool is fetched to the default cache (``$MERLIB_FACES_DIR`` or ``~/.cache/merlib/faces``)
+on first use.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pandas as pd
+import pytest
+
+from merlib.data.composite import load_composite_list, megc2019_composite
+from merlib.data.index import index_datasets
+from merlib.data.schema import MACRO_DATASETS, MICRO_DATASETS
+from merlib.data.synth import (
+    MARKER, TRUTH, TRUTH_COLUMNS, SynthConfig, SynthConfigError, _check_output, _clear,
+    generate,
+)
+from merlib.data.synth.au import AU_FIELDS, MIRROR, RECIPES, sample_expression
+from merlib.data.synth.plan import MACRO_CAPS, MICRO_SHARES, key_rng, make_plan, split_counts
+from merlib.data.synth.sources import TEMPLATE, fetch_faces
+from merlib.data.synth.warp import ThinPlateSpline, dense_field
+
+SMALL = SynthConfig(seed=0, micro_subjects=6, macro_subjects=4)
+
+
+@pytest.fixture(scope="session")
+def pool():
+    start = time.perf_counter()
+    faces = fetch_faces()
+    print(f"\nface pool: {len(faces)} faces at {faces.root} "
+          f"({time.perf_counter() - start:.1f} s, incl. any fetch)")
+    return faces
+
+
+@pytest.fixture(scope="session")
+def small_root(synth_root, pool) -> Path:
+    return synth_root
+
+
+@pytest.fixture(scope="session")
+def marker(small_root) -> dict:
+    return json.loads((small_root / MARKER).read_text())
+
+
+@pytest.fixture(scope="session")
+def truth(small_root) -> pd.DataFrame:
+    return pd.read_csv(small_root / TRUTH, dtype=str, keep_default_na=False)
+
+
+def _config(marker: dict, **changes) -> SynthConfig:
+    """The configuration recorded in a root's marker (faces_dir: the default)."""
+    names = [f for f in SynthConfig.__dataclass_fields__ if f != "faces_dir"]
+    values = {k: tuple(marker[k]) if isinstance(marker[k], list) else marker[k] for k in names}
+    return SynthConfig(**{**values, **changes})
+
+
+def _hashes(root: Path) -> dict[str, str]:
+    return {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def _dummy_faces(n: int = 20) -> tuple[list[str], list[float]]:
+    return [f"face-{i:02d}" for i in range(n)], [(-1) ** i * 0.03 * i for i in range(n)]
+
+
+# --- configuration and planning (no pixels) ---------------------------------------------
+
+@pytest.mark.parametrize("field, value", [
+    ("micro_subjects", 2), ("micro_subjects", 69), ("macro_subjects", 3),
+    ("amplitude_scale", 0.0), ("seed", -1), ("micro_amplitude_iod", (0.05, 0.01)),
+    ("faces_per_identity", (1, 2)),
+])
+def test_bad_parameter_is_named_with_its_value(field, value):
+    with pytest.raises(SynthConfigError, match=rf"{field} must be .*{re.escape(repr(value))}"):
+        SynthConfig(**{field: value}).validate()
+
+
+def test_refuses_a_non_empty_folder_that_is_not_synthme(tmp_path):
+    (tmp_path / "notes.txt").write_text("mine")
+    with pytest.raises(FileExistsError, match=f"refusing to write into {tmp_path}"):
+        generate(tmp_path, SynthConfig(), progress=False)
+    assert (tmp_path / "notes.txt").read_text() == "mine"
+
+
+def test_split_counts_follow_the_composite():
+    assert split_counts(68, MICRO_SHARES) == {"casme2": 24, "samm": 28, "smic": 16}
+    assert split_counts(3, MICRO_SHARES) == {"casme2": 1, "samm": 1, "smic": 1}
+    assert sum(split_counts(24, MICRO_SHARES).values()) == 24
+    macro = split_counts(60, dict.fromkeys(MACRO_CAPS, 1), MACRO_CAPS)
+    assert macro["jaffe"] == 10 and sum(macro.values()) == 60
+
+
+def test_key_rng_depends_on_key_not_call_order():
+    a = key_rng(3, "x", "y").random(4)
+    key_rng(3, "other").random(100)
+    assert np.array_equal(a, key_rng(3, "x", "y").random(4))
+    assert not np.array_equal(a, key_rng(4, "x", "y").random(4))
+
+
+def test_plan_uses_exactly_the_composite_samples_of_the_chosen_subjects():
+    ids, yaws = _dummy_faces()
+    plan = make_plan(SynthConfig().validate(), ids, yaws)
+    listed = load_composite_list()
+    micro = [c for c in plan.clips if c.dataset in MICRO_DATASETS]
+    chosen = {(c.dataset, c.record.subject) for c in micro}
+    expected = listed[[(d, s) in chosen for d, s in zip(listed["dataset"], listed["subject"])]]
+    got = {(c.dataset, c.record.subject, c.record.sample): c.label for c in micro if c.label}
+    assert got == {(d, s, n): lab for d, s, n, lab in expected.itertuples(index=False)}
+    extras = [c for c in micro if c.label is None]
+    assert sorted(c.record.emotion for c in extras) == sorted(
+        ["others"] * 8 + ["Other"] * 10)  # one per CASME II / SAMM subject (24 -> 8/10/6)
+    assert not {c.record.sample for c in extras} & set(listed["sample"])
+    # CASME II negatives are disgust or repression; SAMM ones one of its five emotions.
+    for c in micro:
+        if c.label == "negative" and c.dataset == "casme2":
+            assert c.record.emotion in ("disgust", "repression")
+        if c.label == "negative" and c.dataset == "samm":
+            assert c.record.emotion in ("Anger", "Contempt", "Disgust", "Fear", "Sadness")
+    crossing = [c for c in micro if c.dataset == "casme2"
+                and c.record.frames[0] < 100 <= c.record.frames[-1]]
+    assert crossing, "some CASME II clips must straddle frame 99 -> 100"
+    # Distinct source combinations for every subject.
+    combos = [frozenset(s.faces) for s in plan.identities]
+    assert len(set(combos)) == len(combos) == 40
+
+
+def test_plan_is_deterministic_and_seed_dependent():
+    ids, yaws = _dummy_faces()
+    a = make_plan(SMALL.validate(), ids, yaws)
+    b = make_plan(SMALL.validate(), ids, yaws)
+    c = make_plan(SynthConfig(seed=1, micro_subjects=6, macro_subjects=4), ids, yaws)
+    assert [x.record for x in a.clips] == [x.record for x in b.clips]
+    assert a.identities == b.identities
+    assert [x.record for x in a.clips] != [x.record for x in c.clips]
+
+
+# --- action units and warps --------------------------------------------------------------
+
+def test_au_fields_are_unit_and_mirror_symmetric():
+    for au, field in AU_FIELDS.items():
+        assert np.isclose(np.linalg.norm(field, axis=1).max(), 1.0), au
+        if au != 14:  # unilateral
+            mirrored = field[MIRROR] * np.array([-1.0, 1.0])
+            assert np.allclose(mirrored, field), au
+
+
+def test_au_directions_match_facs():
+    up = -1.0  # image y points down
+    assert AU_FIELDS[1][21, 1] * up > 0 and AU_FIELDS[1][22, 1] * up > 0  # inner brows up
+    assert AU_FIELDS[4][21, 1] > 0 and AU_FIELDS[4][21, 0] > 0  # brow down and inwards
+    assert AU_FIELDS[12][48, 1] * up > 0 and AU_FIELDS[12][48, 0] < 0  # corner up, out
+    assert AU_FIELDS[12][54, 0] > 0
+    assert AU_FIELDS[15][48, 1] > 0 and AU_FIELDS[15][54, 1] > 0  # corners down
+    assert AU_FIELDS[26][8, 1] > 0 and AU_FIELDS[26][57, 1] > 0  # jaw drops
+
+
+@pytest.mark.parametrize("kind", sorted(RECIPES))
+def test_expression_amplitude_is_the_largest_displacement(kind):
+    expr = sample_expression(kind, (0.02, 0.04), np.random.default_rng(1))
+    if kind == "neutral":
+        assert expr.amplitude_iod == 0 and not expr.displacement.any()
+        return
+    assert 0.02 <= expr.amplitude_iod <= 0.04
+    assert np.isclose(np.linalg.norm(expr.displacement, axis=1).max(), expr.amplitude_iod)
+
+
+def test_tps_interpolates_and_dense_field_matches_direct_evaluation():
+    rng = np.random.default_rng(0)
+    pts = rng.uniform(0, 200, size=(30, 2))
+    vals = rng.normal(0, 3, size=(30, 2))
+    tps = ThinPlateSpline.fit(pts, vals, scale=50.0, smoothing=0.0)
+    assert np.allclose(tps(pts), vals, atol=1e-6)
+    field = dense_field(tps, 97, 61, step=8)
+    assert field.shape == (61, 97, 2) and field.dtype == np.float32
+    probe = np.array([[0, 0], [96, 60], [40, 30], [7, 55]], float)
+    direct = tps(probe)
+    got = field[probe[:, 1].astype(int), probe[:, 0].astype(int)]
+    assert np.allclose(got, direct, atol=0.05 * np.abs(vals).max())
+
+
+# --- the face pool -----------------------------------------------------------------------
+
+def test_pool_manifest(pool):
+    assert len(pool) >= 15
+    manifest = json.loads((pool.root / "pool.json").read_text())
+    assert "iBUG 300-W" in manifest["landmark_model"]["licence"]
+    for face in pool.faces:
+        assert face.licence and face.version and len(face.photo_sha256) == 64
+        assert face.landmarks.shape == (68, 2) and face.landmarks.dtype == np.float32
+        assert "lenna" not in face.file
+    eyes = np.stack([pool.faces[0].landmarks[36:42].mean(0), pool.faces[0].landmarks[42:48].mean(0)])
+    assert np.allclose(eyes, TEMPLATE.eye_centres(), atol=0.5)
+    assert fetch_faces(pool.root).digest == pool.digest  # reused, not rebuilt
+
+
+# --- the rendered data -------------------------------------------------------------------
+
+def test_marker_and_counts_match_the_parameters(marker, truth):
+    assert marker["simulated"] is True and marker["generator"] == "merlib synth"
+    assert marker["complete"] is True and len(marker["face_pool"]["digest"]) == 64
+    assert list(truth.columns) == list(TRUTH_COLUMNS)
+    micro = split_counts(marker["micro_subjects"], MICRO_SHARES)
+    macro = split_counts(marker["macro_subjects"], dict.fromkeys(MACRO_CAPS, 1), MACRO_CAPS)
+    subjects = truth.groupby("dataset")["subject"].nunique().to_dict()
+    assert subjects == {**micro, **macro}
+    for dataset, counts in marker["counts"].items():
+        rows = truth[truth["dataset"] == dataset]
+        assert counts["subjects"] == subjects[dataset]
+        for label in ("negative", "positive", "surprise"):
+            assert counts[label] == int((rows["label"] == label).sum())
+    per_subject = truth.groupby(["dataset", "subject"]).size()
+    assert (per_subject["ckplus"] == 8).all() and (per_subject["oulu"] == 6).all()
+    assert (per_subject["mug"] == 7).all() and per_subject["jaffe"].between(14, 21).all()
+    extra = truth[(truth["label"] == "") & truth["dataset"].isin(["casme2", "samm"])]
+    assert extra.groupby(["dataset", "subject"]).size().eq(1).all()
+    assert len(extra) == micro["casme2"] + micro["samm"]
+
+
+def test_truth_matches_the_readers_index(small_root, truth):
+    index = index_datasets(small_root)
+    key = ["dataset", "subject", "sample"]
+    merged = truth.merge(index.astype({k: str for k in key}), on=key, how="outer",
+                         indicator=True, suffixes=("", "_index"))
+    assert (merged["_merge"] == "both").all(), merged.loc[merged["_merge"] != "both", key]
+    assert (merged["label"] == merged["label_index"].fillna("")).all()
+    for col in ("apex_frame", "onset_frame", "offset_frame"):
+        got = merged[col + "_index"].map(lambda v: "" if pd.isna(v) else str(int(v)))
+        assert (merged[col] == got).all(), col
+
+
+def test_composite_allow_missing_yields_exactly_the_simulated_subset(small_root, truth):
+    result = megc2019_composite(small_root, allow_missing=True)
+    micro = truth[truth["dataset"].isin(MICRO_DATASETS) & (truth["label"] != "")]
+    got = set(zip(result.table["dataset"], result.table["subject"], result.table["sample"]))
+    assert got == set(zip(micro["dataset"], micro["subject"], micro["sample"]))
+    assert len(result.missing) == 442 - len(micro)
+
+
+def test_dlib_finds_exactly_one_face_on_apex_frames(small_root):
+    from merlib.faces.landmarks import detect_faces
+
+    index = index_datasets(small_root)
+    hits = []
+    for path in index["apex_path"]:
+        grey = cv2.imread(str(small_root / path), cv2.IMREAD_GRAYSCALE)
+        hits.append(len(detect_faces(grey, upsample=1)) == 1)
+    rate = float(np.mean(hits))
+    print(f"\ndlib: exactly one face on {rate:.1%} of {len(hits)} apex frames")
+    assert rate >= 0.95
+
+
+def test_apex_amplitudes_lie_in_the_micro_and_macro_ranges(marker, truth):
+    amp = truth["amplitude_iod"].astype(float)
+    scale = marker["amplitude_scale"]
+    micro = truth["dataset"].isin(MICRO_DATASETS)
+    lo, hi = (scale * v for v in marker["micro_amplitude_iod"])
+    assert amp[micro].between(lo, hi).all()
+    moving = truth["dataset"].isin(MACRO_DATASETS) & ~truth["emotion"].isin(["NE", "neutral"])
+    lo, hi = (scale * v for v in marker["macro_amplitude_iod"])
+    assert amp[moving].between(lo, hi).all()
+    assert (amp[~micro & ~moving] == 0).all()
+
+
+def _onset_apex(root: Path, index: pd.DataFrame, dataset: str) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(onset, apex) grey float32 frames of every labelled clip of ``dataset``."""
+    rows = index[(index["dataset"] == dataset) & index["label"].notna()]
+    pairs = []
+    for _, r in rows.iterrows():
+        by_number = {int(re.findall(r"\d+", p.name)[-1]): p for p in (root / r["clip_dir"]).iterdir()}
+        onset, apex = (cv2.imread(str(by_number[int(r[c])]), cv2.IMREAD_GRAYSCALE).astype(np.float32)
+                       for c in ("onset_frame", "apex_frame"))
+        pairs.append((onset, apex))
+    return pairs
+
+
+def test_neutral_frames_pass_through_the_same_resampling(small_root):
+    index = index_datasets(small_root)
+    change, sharp_ratio = {}, []
+    for dataset in ("casme2", "samm", "ckplus", "mug"):
+        pairs = _onset_apex(small_root, index, dataset)
+        change[dataset] = float(np.mean([np.abs(a - o).mean() for o, a in pairs]))
+        for onset, apex in pairs:
+            lap = [cv2.Laplacian(x, cv2.CV_32F).var() for x in (onset, apex)]
+            sharp_ratio.append(lap[1] / lap[0])
+            assert not np.array_equal(onset, apex)
+    print(f"\nmean |apex - onset|: {change}; apex/onset sharpness "
+          f"{np.mean(sharp_ratio):.3f} +- {np.std(sharp_ratio):.3f}")
+    assert min(change["ckplus"], change["mug"]) > max(change["casme2"], change["samm"])
+    # Were neutral frames not resampled, they would be measurably sharper than apexes.
+    assert 0.9 < float(np.mean(sharp_ratio)) < 1.1
+
+
+def test_same_seed_gives_identical_files_for_any_worker_count(small_root, marker, tmp_path):
+    again = generate(tmp_path / "again", _config(marker), progress=False, workers=1)
+    assert _hashes(again) == _hashes(small_root)
+
+
+def test_different_seed_differs(small_root, marker, tmp_path):
+    other = _hashes(generate(tmp_path / "other", _config(marker, seed=marker["seed"] + 1),
+                             progress=False))
+    mine = _hashes(small_root)
+    shared = set(other) & set(mine)
+    assert not any(other[k] == mine[k] for k in shared)
+
+
+def test_a_previous_root_is_cleared_but_not_one_with_foreign_files(tmp_path):
+    root = tmp_path / "old"
+    (root / "CASME2" / "sub01").mkdir(parents=True)
+    (root / MARKER).write_text(json.dumps({"simulated": True}))
+    assert sorted(p.name for p in _check_output(root)) == ["CASME2", MARKER]
+    (root / "results.csv").write_text("keep me")
+    with pytest.raises(FileExistsError, match=r"also holds \['results.csv'\]"):
+        _check_output(root)
+    _clear([root / "CASME2", root / MARKER])
+    assert sorted(p.name for p in root.iterdir()) == ["results.csv"]
+
+
+def test_unreachable_sources_are_skipped_with_a_warning_then_too_few_faces_fail(
+        tmp_path, monkeypatch):
+    from merlib.data.synth import sources
+
+    def unreachable(source, workdir):
+        raise sources.FacePoolError(f"{source.name}: registry unreachable")
+        yield  # a generator, like the real one
+
+    monkeypatch.setattr(sources, "_photos", unreachable)
+    with pytest.warns(UserWarning, match="skipped"), \
+            pytest.raises(sources.FacePoolError, match=r"only 0 faces .*registry unreachable"):
+        sources.fetch_faces(tmp_path / "pool")
