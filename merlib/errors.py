@@ -16,3 +16,8 @@ class AnnotationError(MerlibError, ValueError):
 
 class MissingSamplesError(MerlibError, LookupError):
     """Samples a selection lists are not on disk (names them)."""
+
+
+class ConfigError(MerlibError, ValueError):
+    """A setting or argument has a value outside its domain (names it, the expected range
+    and the value received)."""

@@ -1,0 +1,22 @@
+"""Leave-one-subject-out evaluation, metrics on pooled predictions, grid search.
+
+The protocol and search names load on first use (they import the training modules,
+which themselves use :mod:`merlib.evaluation.metrics`).
+"""
+from importlib import import_module
+from typing import Any
+
+from merlib.evaluation.metrics import metrics_table, scores, uar_score, uf1_score
+from merlib.evaluation.splits import inner_folds, loso_folds
+
+_LAZY = {"LosoResult": "protocol", "evaluate_loso": "protocol", "SearchResult": "search",
+         "grid_search": "search"}
+
+__all__ = ["LosoResult", "SearchResult", "evaluate_loso", "grid_search", "inner_folds", "loso_folds",
+           "metrics_table", "scores", "uar_score", "uf1_score"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(import_module(f"merlib.evaluation.{_LAZY[name]}"), name)
+    raise AttributeError(f"module 'merlib.evaluation' has no attribute {name!r}")

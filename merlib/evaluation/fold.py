@@ -1,0 +1,101 @@
+"""One train/test split end to end: fine-tune, extract features, SVM, predict.
+
+:func:`fit_predict` is the unit of work of both the LOSO protocol (outer folds) and the
+grid search (inner folds): a pure function of the crops, the row indices, the config, the
+transferred weights and a seed, so it gives the same answer serially or on any Dask
+worker.
+"""
+from __future__ import annotations
+
+import os
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from merlib.config import FinetuneConfig
+from merlib.errors import ConfigError
+from merlib.evaluation.splits import check_disjoint
+from merlib.models.backbone import input_normalisation
+from merlib.training.data import CropDataset, CropSet
+from merlib.training.engine import predict, resolve_device
+from merlib.training.finetune import finetune
+from merlib.training.svm import fit_svm
+from merlib.training.transfer import TransferResult, load_transfer
+
+# torch's global RNG (weight init, dropout) and its thread count belong to the process:
+# two tasks training at once in one process would draw from each other's stream. Tasks
+# in one process therefore take turns; parallelism comes from processes.
+_TORCH_TURN = threading.Lock()
+
+
+def resolve_transfer(transfer: Any, cfg: FinetuneConfig) -> dict[str, torch.Tensor] | None:
+    """The transferred tensors ``cfg.transfer_load`` asks for.
+
+    Parameters
+    ----------
+    transfer : None, path, TransferResult or dict of tensors
+        A ``train_macro`` output folder or result (its ``arch`` must be ``cfg.arch``), or
+        the tensors themselves.
+    """
+    if transfer is None or isinstance(transfer, dict):
+        return transfer
+    if isinstance(transfer, (str, os.PathLike)):
+        transfer = load_transfer(Path(transfer))
+    if not isinstance(transfer, TransferResult):
+        raise ConfigError(f"transfer: expected None, a folder, a TransferResult or a dict of tensors, "
+                         f"got {type(transfer).__name__}")
+    arch = transfer.record["config"]["arch"]
+    if arch != cfg.arch:
+        raise ConfigError(f"transfer: {transfer.out_dir} was trained with arch={arch!r}, "
+                         f"cfg.arch={cfg.arch!r}")
+    return transfer.extractor_state() if cfg.transfer_load == "blocks" else transfer.model_state()
+
+
+def fit_predict(crops: CropSet, train_idx: np.ndarray, test_idx: np.ndarray, cfg: FinetuneConfig,
+                transfer_state: dict[str, torch.Tensor] | None, seed: int) -> dict[str, Any]:
+    """Fine-tune on ``train_idx``, fit the SVM on their features, predict ``test_idx``.
+
+    Parameters
+    ----------
+    crops : CropSet
+    train_idx, test_idx : ndarray of int
+        Rows of ``crops``; no subject may appear in both (checked).
+    cfg : FinetuneConfig
+    transfer_state : dict of tensors or None
+    seed : int
+
+    Returns
+    -------
+    dict
+        ``test_idx``; ``pred_svm``, ``pred_softmax`` (class codes, shape (n_test,));
+        ``proba`` (n_test, 3) softmax; ``svm`` (chosen C, kernel, inner UF1);
+        ``curves`` (DataFrame); ``seconds`` (wall time of the task, waiting included);
+        ``timing``: ``train_s`` (fine-tuning), ``embed_s`` (feature extraction of the
+        training and test crops), ``svm_s`` (SVM search, fit and prediction).
+    """
+    t0 = time.perf_counter()
+    check_disjoint(crops.groups, train_idx, test_idx)
+    with _TORCH_TURN:
+        t_wait = time.perf_counter()
+        train = crops.subset(train_idx)
+        result = finetune(train, cfg, transfer_state=transfer_state, seed=seed)
+        model, device = result.model, resolve_device(cfg.device)
+        t_train = time.perf_counter()
+        mean, std = input_normalisation(model)
+        test = crops.subset(test_idx)
+        view = dict(image_size=cfg.image_size, mean=mean, std=std)
+        f_train, _ = predict(model, CropDataset(train.X, train.y, **view), device)
+        f_test, proba = predict(model, CropDataset(test.X, test.y, **view), device)
+        t_embed = time.perf_counter()
+    svm, info = fit_svm(f_train, train.y, train.groups, Cs=cfg.svm_C, kernels=cfg.svm_kernels,
+                        inner_splits=cfg.svm_inner_splits, class_weight=cfg.svm_class_weight, seed=seed)
+    pred_svm = svm.predict(f_test).astype(np.int64)
+    t_end = time.perf_counter()
+    return {"test_idx": np.asarray(test_idx), "pred_svm": pred_svm,
+            "pred_softmax": proba.argmax(1).astype(np.int64), "proba": proba, "svm": info,
+            "curves": result.curves, "seconds": t_end - t0,
+            "timing": {"train_s": t_train - t_wait, "embed_s": t_embed - t_train, "svm_s": t_end - t_embed}}
