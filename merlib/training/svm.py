@@ -20,8 +20,11 @@ from sklearn.svm import SVC
 
 from merlib.data.schema import LABELS
 
-#: UF1 over the three class codes, as a scikit-learn scorer.
-UF1_SCORER = make_scorer(f1_score, average="macro", labels=list(range(len(LABELS))), zero_division=0)
+#: UF1 over the three class codes, as a scikit-learn scorer. ``pos_label=None``: an inner
+#: training split may hold two classes only, and the scorer would then check f1's default
+#: binary ``pos_label=1`` against them and fail, although macro averaging never uses it.
+UF1_SCORER = make_scorer(f1_score, average="macro", labels=list(range(len(LABELS))),
+                         zero_division=0, pos_label=None)
 
 
 def make_svm(C: float = 1.0, kernel: str = "rbf", *, class_weight: str | None = "balanced",
@@ -64,7 +67,7 @@ def fit_svm(features: np.ndarray, y: np.ndarray, groups: np.ndarray, *,
         return model, {"C": float(Cs[0]), "kernel": kernels[0], "inner_uf1": float("nan")}
     cv = GroupKFold(n_splits=min(inner_splits, n_subjects), shuffle=True, random_state=seed)
     search = GridSearchCV(make_svm(class_weight=class_weight, seed=seed), grid, scoring=UF1_SCORER,
-                          cv=cv, refit=True, n_jobs=1, error_score=0.0)
+                          cv=cv, refit=True, n_jobs=1, error_score="raise")
     search.fit(features, y, groups=groups)
     best = search.best_params_
     return search.best_estimator_, {"C": float(best["svc__C"]), "kernel": best["svc__kernel"],
