@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+from sklearn.dummy import DummyClassifier
 from sklearn.metrics import f1_score, make_scorer
 from sklearn.model_selection import GridSearchCV, GroupKFold
 from sklearn.pipeline import Pipeline, make_pipeline
@@ -37,7 +38,7 @@ def make_svm(C: float = 1.0, kernel: str = "rbf", *, class_weight: str | None = 
 def fit_svm(features: np.ndarray, y: np.ndarray, groups: np.ndarray, *,
             Cs: Sequence[float] = (0.1, 1.0, 10.0, 100.0), kernels: Sequence[str] = ("linear", "rbf"),
             inner_splits: int = 3, class_weight: str | None = "balanced",
-            seed: int = 0) -> tuple[Pipeline, dict[str, Any]]:
+            seed: int = 0) -> tuple[Pipeline | DummyClassifier, dict[str, Any]]:
     """Fit the SVM on training features, choosing C and kernel on training subjects.
 
     Parameters
@@ -48,26 +49,39 @@ def fit_svm(features: np.ndarray, y: np.ndarray, groups: np.ndarray, *,
         Subject keys; the inner folds split them (never the test subject: it is not here).
     Cs, kernels : sequences
     inner_splits : int
-        Capped at the number of subjects; with one subject (or one value each) the first
-        values are used without a search.
+        Capped at the number of subjects; with one subject (or one value each), or when
+        no inner training split holds two classes, the first values are used without a
+        search. Inner splits whose training part holds a single class are skipped.
 
     Returns
     -------
-    model : Pipeline, fitted on all of ``features``
+    model : Pipeline, fitted on all of ``features`` (a most-frequent DummyClassifier
+        when ``y`` holds a single class)
     info : dict
         ``C``, ``kernel`` and ``inner_uf1`` (NaN when nothing was searched).
     """
     if len(features) != len(y) or len(y) != len(groups):
         raise ValueError(f"features, y, groups: expected equal lengths, got "
                          f"{len(features)}, {len(y)}, {len(groups)}")
+    if len(np.unique(y)) < 2:
+        # Nothing to separate (tiny data sets): the only honest answer is that class.
+        model = DummyClassifier(strategy="most_frequent").fit(features, y)
+        return model, {"C": float("nan"), "kernel": "constant (one class in training)",
+                       "inner_uf1": float("nan")}
     n_subjects = len(np.unique(groups))
     grid = {"svc__C": list(Cs), "svc__kernel": list(kernels)}
     if n_subjects < 2 or len(Cs) * len(kernels) == 1:
         model = make_svm(Cs[0], kernels[0], class_weight=class_weight, seed=seed).fit(features, y)
         return model, {"C": float(Cs[0]), "kernel": kernels[0], "inner_uf1": float("nan")}
     cv = GroupKFold(n_splits=min(inner_splits, n_subjects), shuffle=True, random_state=seed)
+    # A split whose training subjects show a single class cannot fit an SVC at all (tiny
+    # data sets): it is left out rather than scored as a failure.
+    splits = [(tr, te) for tr, te in cv.split(features, y, groups) if len(np.unique(y[tr])) >= 2]
+    if not splits:
+        model = make_svm(Cs[0], kernels[0], class_weight=class_weight, seed=seed).fit(features, y)
+        return model, {"C": float(Cs[0]), "kernel": kernels[0], "inner_uf1": float("nan")}
     search = GridSearchCV(make_svm(class_weight=class_weight, seed=seed), grid, scoring=UF1_SCORER,
-                          cv=cv, refit=True, n_jobs=1, error_score="raise")
+                          cv=splits, refit=True, n_jobs=1, error_score="raise")
     search.fit(features, y, groups=groups)
     best = search.best_params_
     return search.best_estimator_, {"C": float(best["svc__C"]), "kernel": best["svc__kernel"],

@@ -30,3 +30,20 @@ def test_inner_split_missing_a_class_is_scored_by_hand():
     model, info = fit_svm(X, y, groups, Cs=(0.1, 1.0), kernels=("linear",), inner_splits=4)
     assert info["inner_uf1"] == pytest.approx(0.5)
     assert (model.predict(X) == y).mean() == 1.0
+
+
+def test_single_class_inner_training_splits_are_skipped_or_fall_back():
+    # Two subjects, one class each: every inner training split holds one class.
+    y = np.array([0] * 5 + [2] * 5)
+    groups = np.array([0] * 5 + [1] * 5)
+    X = _clusters(y)
+    model, info = fit_svm(X, y, groups, Cs=(0.1, 1.0), kernels=("linear",), inner_splits=2)
+    assert np.isnan(info["inner_uf1"]) and info["C"] == 0.1
+    assert set(model.predict(X)) == {0, 2}
+
+
+def test_one_class_training_set_predicts_that_class():
+    y = np.array([2] * 6)
+    model, info = fit_svm(_clusters(y), y, np.array([0, 0, 1, 1, 2, 2]))
+    assert info["kernel"].startswith("constant")
+    assert (model.predict(_clusters(np.array([0, 1]))) == 2).all()
