@@ -267,6 +267,10 @@ class SearchConfig:
     def leaky(self) -> bool:
         return self.selection == "leaky_test"
 
+    def replace(self, **changes: Any) -> SearchConfig:
+        """A copy with ``changes`` (validated again)."""
+        return dataclasses.replace(self, **changes)
+
     def param_grid(self) -> dict[str, list[Any]]:
         """The grid as :class:`~sklearn.model_selection.ParameterGrid` expects it."""
         return {k: list(getattr(self, k)) for k in GRID_KEYS}

@@ -52,3 +52,24 @@ def resolve_data_root(data_root: str | os.PathLike | None = None) -> Path:
         f"{DEFAULT_DATA_SUBDIR} folder was found from {here} upwards; run `make data` "
         "(or `merlib synth --out data/synthme`) or pass data_root"
     )
+
+
+def work_dir() -> Path:
+    """Where computed artefacts (crop caches, results) go by default.
+
+    ``<checkout>/build`` when the working directory is inside a merlib checkout (the
+    nearest folder upwards holding ``pyproject.toml`` and ``merlib/``; notebooks run from
+    ``notebooks/``), else merlib's user cache (:func:`cache_dir`).
+    """
+    here = Path.cwd().resolve()
+    for folder in (here, *here.parents):
+        if (folder / "pyproject.toml").is_file() and (folder / "merlib").is_dir():
+            return folder / "build"
+    return cache_dir()
+
+
+def results_dir(data_root: str | os.PathLike, *names: str) -> Path:
+    """``work_dir()/results/<data fingerprint>/<names...>``: one folder per data and run kind."""
+    from merlib.reporting.provenance import data_fingerprint
+
+    return work_dir().joinpath("results", data_fingerprint(data_root), *names)

@@ -122,13 +122,7 @@ def default_store_dir(data_root: str | os.PathLike) -> Path:
     fingerprint keeps the manifests of the simulated and the real data apart (the
     entries themselves are keyed by content and could be shared).
     """
-    from merlib.paths import cache_dir
+    from merlib.paths import work_dir
     from merlib.reporting.provenance import data_fingerprint
 
-    here = Path.cwd().resolve()
-    base = cache_dir() / "faces"
-    for folder in (here, *here.parents):
-        if (folder / "pyproject.toml").is_file() and (folder / "merlib").is_dir():
-            base = folder / "build" / "faces"
-            break
-    return base / data_fingerprint(data_root)
+    return work_dir() / "faces" / data_fingerprint(data_root)

@@ -1,0 +1,36 @@
+from pathlib import Path
+
+import pytest
+
+from merlib.errors import DataLayoutError
+from merlib.paths import resolve_data_root, results_dir, work_dir
+
+
+def test_work_dir_is_the_checkout_build_folder_from_a_subfolder(tmp_path, monkeypatch):
+    (tmp_path / "merlib").mkdir()
+    (tmp_path / "pyproject.toml").write_text("")
+    (tmp_path / "notebooks").mkdir()
+    monkeypatch.chdir(tmp_path / "notebooks")
+    assert work_dir() == tmp_path.resolve() / "build"
+
+
+def test_work_dir_outside_a_checkout_is_the_user_cache(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MERLIB_CACHE_DIR", str(tmp_path / "cache"))
+    assert work_dir() == tmp_path / "cache"
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "a.txt").write_text("x")
+    r = results_dir(tmp_path / "data", "smoke")
+    assert r.parent.parent == tmp_path / "cache" / "results" and r.name == "smoke"
+
+
+def test_resolve_data_root_order(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MERLIB_DATA_ROOT", raising=False)
+    with pytest.raises(DataLayoutError, match="make data"):
+        resolve_data_root(None)
+    (tmp_path / "data" / "synthme").mkdir(parents=True)
+    assert resolve_data_root(None) == (tmp_path / "data" / "synthme").resolve()
+    monkeypatch.setenv("MERLIB_DATA_ROOT", str(tmp_path / "elsewhere"))
+    assert resolve_data_root(None) == (tmp_path / "elsewhere").resolve()
+    assert resolve_data_root(tmp_path / "given") == (tmp_path / "given").resolve()
