@@ -42,11 +42,13 @@ data/synthme/SYNTHME.json: $(FACES_DIR)/pool.json
 	rm -rf data/synthme
 	$(BIN)/merlib synth --out data/synthme --seed $(SEED)
 
-## Every notebook, executed by papermill with the book's parameters.
+## Every notebook, executed by papermill with the book's parameters (params/book/<name>.yaml
+## where the notebook's own defaults are the small ones nbval runs).
 notebooks: $(EXECUTED)
 book/notebooks/%.ipynb: notebooks/%.ipynb data $(VENV)/.installed
 	@mkdir -p book/notebooks
-	$(BIN)/papermill --cwd notebooks $< $@ -p data_root $(abspath $(DATA_ROOT)) -p seed $(SEED)
+	$(BIN)/papermill --cwd notebooks $< $@ -p data_root $(abspath $(DATA_ROOT)) -p seed $(SEED) \
+		$(if $(wildcard params/book/$*.yaml),-f params/book/$*.yaml)
 
 ## MathJax served from the book itself, so reading it needs no CDN.
 mathjax: build/_assets/mathjax/tex-chtml.js
