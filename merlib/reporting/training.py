@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import matplotlib.pyplot as plt
 import pandas as pd
+from matplotlib.ticker import MaxNLocator
 
 from merlib.reporting.provenance import Provenance
 
@@ -24,6 +25,7 @@ def learning_curves(curves: pd.DataFrame, best_epoch: int, provenance: Provenanc
         ax.plot(curves["epoch"], curves[f"val_{metric}"], "s-", label="validation (held-out subjects)")
         ax.axvline(best_epoch, color="grey", ls="--", lw=1, label=f"best epoch ({best_epoch})")
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_ylabel("accuracy" if metric == "acc" else "cross-entropy loss")
     ax_acc.set_ylim(0, 1)
     ax_acc.legend(fontsize=7)
