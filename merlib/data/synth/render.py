@@ -256,10 +256,3 @@ def render_clip(identity: Identity, camera: Camera, displacement_iod: np.ndarray
         img = cv2.scaleAdd(sensor_noise(img.shape, rng), float(camera.noise_sigma), img)
         frames.append(np.clip(np.rint(img), 0, 255).astype(np.uint8))
     return frames
-
-
-def frame_landmarks(identity: Identity, shot: Shot, displacement_iod: np.ndarray,
-                    intensity: float) -> np.ndarray:
-    """Where the landmarks appear in a frame (drift ignored), float32 (68, 2)."""
-    pts = identity.landmarks.astype(np.float64) + intensity * displacement_iod * identity.iod
-    return template_to_frame(identity, shot, pts).astype(np.float32)
