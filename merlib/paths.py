@@ -68,8 +68,11 @@ def work_dir() -> Path:
     return cache_dir()
 
 
-def results_dir(data_root: str | os.PathLike, *names: str) -> Path:
-    """``work_dir()/results/<data fingerprint>/<names...>``: one folder per data and run kind."""
+def results_dir(data_root: str | os.PathLike, *names: str, fingerprint: str | None = None) -> Path:
+    """``work_dir()/results/<data fingerprint>/<names...>``: one folder per data and run kind.
+
+    Pass ``fingerprint`` when it is known already: computing it walks the whole data tree.
+    """
     from merlib.reporting.provenance import data_fingerprint
 
-    return work_dir().joinpath("results", data_fingerprint(data_root), *names)
+    return work_dir().joinpath("results", fingerprint or data_fingerprint(data_root), *names)

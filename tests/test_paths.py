@@ -34,3 +34,13 @@ def test_resolve_data_root_order(tmp_path, monkeypatch):
     monkeypatch.setenv("MERLIB_DATA_ROOT", str(tmp_path / "elsewhere"))
     assert resolve_data_root(None) == (tmp_path / "elsewhere").resolve()
     assert resolve_data_root(tmp_path / "given") == (tmp_path / "given").resolve()
+
+
+def test_known_fingerprint_is_used_without_walking_the_data(tmp_path, monkeypatch):
+    from merlib.faces.cache import default_store_dir
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MERLIB_CACHE_DIR", str(tmp_path / "cache"))
+    missing = tmp_path / "no-such-root"  # walking it would raise
+    assert results_dir(missing, "smoke", fingerprint="abc123") == tmp_path / "cache" / "results" / "abc123" / "smoke"
+    assert default_store_dir(missing, "abc123") == tmp_path / "cache" / "faces" / "abc123"

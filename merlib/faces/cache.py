@@ -113,16 +113,17 @@ class FaceStore:
         return sorted(self.root.rglob("*.tmp")) if self.root.is_dir() else []
 
 
-def default_store_dir(data_root: str | os.PathLike) -> Path:
+def default_store_dir(data_root: str | os.PathLike, fingerprint: str | None = None) -> Path:
     """The book's cache folder for ``data_root``: ``<checkout>/build/faces/<fingerprint>``.
 
     ``<checkout>`` is the nearest folder from the working directory upwards holding
     ``pyproject.toml`` and ``merlib/`` (notebooks run from ``notebooks/``); outside a
     checkout, merlib's user cache (:func:`merlib.paths.cache_dir`). One folder per data
     fingerprint keeps the manifests of the simulated and the real data apart (the
-    entries themselves are keyed by content and could be shared).
+    entries themselves are keyed by content and could be shared). Pass ``fingerprint``
+    when it is known already: computing it walks the whole data tree.
     """
     from merlib.paths import work_dir
     from merlib.reporting.provenance import data_fingerprint
 
-    return work_dir() / "faces" / data_fingerprint(data_root)
+    return work_dir() / "faces" / (fingerprint or data_fingerprint(data_root))

@@ -20,6 +20,7 @@ import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -29,6 +30,9 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from merlib.data.schema import LABELS
 from merlib.errors import ConfigError, DataLayoutError
+
+if TYPE_CHECKING:
+    from merlib.reporting.provenance import Provenance
 
 #: Columns a crop set's ``meta`` must have.
 META_COLUMNS: tuple[str, ...] = ("dataset", "subject", "sample", "label")
@@ -385,7 +389,7 @@ def eval_loader(dataset: CropDataset, batch_size: int) -> DataLoader:
 def prepare_crop_sets(data_root: str | os.PathLike, store_dir: str | os.PathLike | None = None, *,
                       sets: Sequence[str] = ("composite", "macro"), seed: int = 0,
                       workers: int | None = None, allow_missing: bool = False,
-                      progress: bool = False) -> dict[str, CropSet]:
+                      progress: bool = False, provenance: "Provenance | None" = None) -> dict[str, CropSet]:
     """Pre-process ``data_root`` (through the on-disk cache) and load its crop sets.
 
     What a notebook or script needs before training: the aligned crops of the MEGC2019
@@ -406,6 +410,8 @@ def prepare_crop_sets(data_root: str | os.PathLike, store_dir: str | os.PathLike
     allow_missing : bool
         Proceed with the composite samples on disk (SynthME holds a subset); the missing
         ones are in ``report.csv``.
+    provenance : Provenance, optional
+        The caller's provenance of ``data_root`` (saves walking the data tree again).
 
     Returns
     -------
@@ -417,8 +423,9 @@ def prepare_crop_sets(data_root: str | os.PathLike, store_dir: str | os.PathLike
     from merlib.faces.run import build_jobs, preprocess, write_outputs
     from merlib.reporting.provenance import Provenance
 
-    store = Path(store_dir) if store_dir is not None else default_store_dir(data_root)
+    prov = provenance if provenance is not None else Provenance.for_data(data_root, seed=seed)
+    store = Path(store_dir) if store_dir is not None else default_store_dir(data_root, prov.data_fingerprint)
     jobs = build_jobs(data_root, list(sets), allow_missing=allow_missing, seed=seed)
     run = preprocess(jobs, data_root, store, workers=workers, progress=progress)
-    write_outputs(run, store, Provenance.for_data(data_root, seed=seed))
+    write_outputs(run, store, prov)
     return {s: load_crop_set(store, set=s) for s in sets}
