@@ -180,8 +180,8 @@ def bootstrap_scores(y_true: Sequence | np.ndarray, y_pred: Sequence | np.ndarra
 
     Examples
     --------
-    >>> r = bootstrap_scores(["negative", "positive"] * 4, ["negative", "positive"] * 4,
-    ...                      ["a/1", "a/1", "a/2", "a/2", "a/3", "a/3", "a/4", "a/4"])
+    >>> y = ["negative", "positive", "surprise"] * 4
+    >>> r = bootstrap_scores(y, y, [f"casme2/s{i // 3}" for i in range(12)])
     >>> r["uf1"]
     (1.0, 1.0, 1.0)
     """
