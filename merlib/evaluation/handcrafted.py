@@ -1,0 +1,376 @@
+"""Simple references on the method's own LOSO folds: majority class, pixels, HOG, LBP-TOP, HOOF.
+
+Each reference turns the same samples into a predictions table shaped like
+``predictions.csv`` of :mod:`merlib.evaluation.protocol` (dataset, subject, sample,
+label, fold, ``pred_<name>``), on the same leave-one-subject-out folds
+(:func:`merlib.evaluation.splits.loso_folds`), so its scores, bootstrap intervals and
+paired differences sit beside the method's:
+
+=================  ======================================================  ===========
+name               features                                                 classifier
+=================  ======================================================  ===========
+``majority``       none: the training folds' most frequent class            --
+``pixels_lr``      apex crop resized to 64 px, grey levels / 255            logistic
+``hog_svm``        HOG of the apex crop at 64 px (scikit-image)             linear SVM
+``lbp_top_svm``    LBP-TOP of the aligned onset..offset clip (MEGC2019      linear SVM
+                   baseline): uniform LBP (59 bins) on XY, XT, YT, 5 x 5
+                   blocks
+``hoof_svm``       HOOF: magnitude-weighted optical-flow orientation        linear SVM
+                   histograms (OpenCV Farneback, onset -> apex), 5 x 5
+                   blocks
+=================  ======================================================  ===========
+
+Every classifier is a scikit-learn pipeline (StandardScaler, then the model) with
+``class_weight="balanced"`` (UF1 and UAR weigh the classes equally; the composite's
+classes are not). Its C is fixed when a number is given; given a sequence, it is chosen
+per outer fold by subject-wise inner cross-validation on that fold's *training* subjects
+only (UF1, :class:`~sklearn.model_selection.GroupKFold`), never on the test subject.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import cv2
+import numpy as np
+import pandas as pd
+from sklearn.base import clone
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import f1_score, make_scorer
+from sklearn.model_selection import GridSearchCV, GroupKFold
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.svm import LinearSVC
+
+from merlib.data.schema import LABELS
+from merlib.errors import ConfigError
+from merlib.evaluation.baselines import majority_class_predictions
+from merlib.evaluation.splits import Fold, loso_folds
+
+#: The inner-validation grid of C when none is given.
+DEFAULT_C: tuple[float, ...] = (0.01, 0.1, 1.0)
+
+#: Subject-wise inner folds for choosing C.
+INNER_SPLITS = 4
+
+#: Bins of uniform (non rotation-invariant) LBP with 8 neighbours: 58 uniform + 1 other.
+LBP_BINS = 59
+
+_UF1 = make_scorer(f1_score, average="macro", labels=list(range(len(LABELS))), zero_division=0)
+
+
+# ------------------------------------------------------------------------ features
+def resize_stack(X: np.ndarray, size: int) -> np.ndarray:
+    """Resize (N, S, S) uint8 crops to (N, size, size) with area averaging."""
+    X = np.asarray(X)
+    if X.ndim != 3:
+        raise ConfigError(f"X: expected an array of shape (n_samples, S, S), got {X.shape}")
+    if X.shape[1:] == (size, size):
+        return X
+    return np.stack([cv2.resize(x, (size, size), interpolation=cv2.INTER_AREA) for x in X])
+
+
+def pixel_features(X: np.ndarray, size: int = 64) -> np.ndarray:
+    """Grey levels of the crops at ``size`` px, scaled to [0, 1]: (N, size * size) float32."""
+    return resize_stack(X, size).reshape(len(X), -1).astype(np.float32) / 255.0
+
+
+def hog_features(X: np.ndarray, size: int = 64, *, orientations: int = 9, cell: int = 8,
+                 block: int = 2) -> np.ndarray:
+    """HOG descriptors (scikit-image, L2-Hys blocks) of the crops at ``size`` px.
+
+    Returns
+    -------
+    ndarray of shape (N, n_features), float32
+        1,764 features at the defaults (7 x 7 blocks of 2 x 2 cells x 9 orientations).
+    """
+    from skimage.feature import hog
+
+    small = resize_stack(X, size)
+    return np.stack([hog(x, orientations=orientations, pixels_per_cell=(cell, cell),
+                         cells_per_block=(block, block)) for x in small]).astype(np.float32)
+
+
+def _block_index(n: int, grid: int) -> np.ndarray:
+    # Pixel i of n lies in block i * grid // n: blocks as equal as integers allow.
+    return (np.arange(n) * grid) // n
+
+
+def lbp_top(clip: np.ndarray, grid: int = 5, radius: int = 1, points: int = 8) -> np.ndarray:
+    """LBP-TOP of one clip: uniform-LBP histograms on the XY, XT and YT planes per block.
+
+    Parameters
+    ----------
+    clip : ndarray of shape (T, H, W), uint8
+        An aligned clip (:mod:`merlib.faces.clips`), T >= 3.
+    grid : int
+        Blocks per side (MEGC2019 baseline: 5).
+    radius, points
+        LBP neighbourhood (1, 8: 59 uniform bins).
+
+    Returns
+    -------
+    ndarray of shape (3 * grid * grid * 59,), float32
+        Plane-major (XY, XT, YT), then block row-major; each histogram sums to 1. Only
+        voxels with all neighbours inside the clip are counted (border rows, columns and
+        the first and last frames are skipped), the same voxels in every plane.
+    """
+    from skimage.feature import local_binary_pattern
+
+    v = np.asarray(clip)
+    if v.ndim != 3 or v.dtype != np.uint8 or min(v.shape) < 2 * radius + 1:
+        raise ConfigError(f"clip: expected uint8 (T, H, W) with every side >= {2 * radius + 1}, got "
+                          f"{v.dtype} {v.shape}")
+    if points != 8:
+        raise ConfigError(f"points: only 8 neighbours (59 uniform bins) are supported, got {points}")
+    t, h, w = v.shape
+    # One LBP call per plane orientation: the slices are stacked into one tall image. Rows
+    # where two slices meet are border voxels of their slices, which are never counted.
+    xy = local_binary_pattern(v.reshape(t * h, w), points, radius, "nri_uniform").reshape(t, h, w)
+    xt = local_binary_pattern(v.transpose(1, 0, 2).reshape(h * t, w), points, radius,
+                              "nri_uniform").reshape(h, t, w).transpose(1, 0, 2)
+    yt = local_binary_pattern(v.transpose(2, 0, 1).reshape(w * t, h), points, radius,
+                              "nri_uniform").reshape(w, t, h).transpose(1, 2, 0)
+    r = radius
+    inner = (slice(r, t - r), slice(r, h - r), slice(r, w - r))
+    by = _block_index(h, grid)[r:h - r]
+    bx = _block_index(w, grid)[r:w - r]
+    block = (by[:, None] * grid + bx[None, :])[None].repeat(t - 2 * r, 0).ravel()
+    hists = []
+    for codes in (xy, xt, yt):
+        c = codes[inner].astype(np.int64).ravel()
+        hist = np.bincount(block * LBP_BINS + c, minlength=grid * grid * LBP_BINS).reshape(grid * grid, LBP_BINS)
+        hists.append(hist / np.maximum(hist.sum(1, keepdims=True), 1))
+    return np.concatenate([h.ravel() for h in hists]).astype(np.float32)
+
+
+def lbp_top_features(clips: np.ndarray, grid: int = 5, radius: int = 1) -> np.ndarray:
+    """:func:`lbp_top` of every clip of (N, T, H, W): (N, 3 * grid**2 * 59) float32."""
+    return np.stack([lbp_top(c, grid, radius) for c in np.asarray(clips)])
+
+
+def hoof(onset: np.ndarray, apex: np.ndarray, grid: int = 5, bins: int = 8) -> np.ndarray:
+    """Histograms of oriented optical flow from onset to apex, per block.
+
+    Dense Farneback flow (OpenCV; pyramid 0.5 x 3 levels, 15 px window, 3 iterations,
+    5-pixel polynomial with sigma 1.2); each block's flow orientations over [0, 2 pi)
+    are binned, weighted by the flow's magnitude, and the histogram is divided by its sum
+    (HOOF describes the direction mix, not the speed). A block without motion (e.g. the
+    masked eyes) is all zeros.
+
+    Parameters
+    ----------
+    onset, apex : ndarray of shape (H, W), uint8
+        Aligned with the same transform (:func:`merlib.faces.clips.align_clip`).
+
+    Returns
+    -------
+    ndarray of shape (grid * grid * bins,), float32
+    """
+    onset, apex = np.asarray(onset), np.asarray(apex)
+    if onset.shape != apex.shape or onset.ndim != 2 or onset.dtype != np.uint8:
+        raise ConfigError(f"onset, apex: expected two uint8 (H, W) frames of one shape, got "
+                          f"{onset.dtype} {onset.shape} and {apex.dtype} {apex.shape}")
+    flow = cv2.calcOpticalFlowFarneback(onset, apex, None, 0.5, 3, 15, 3, 5, 1.2, 0)
+    mag, ang = cv2.cartToPolar(flow[..., 0], flow[..., 1])
+    h, w = onset.shape
+    block = _block_index(h, grid)[:, None] * grid + _block_index(w, grid)[None, :]
+    b = np.minimum((ang / (2 * np.pi) * bins).astype(np.int64), bins - 1)
+    hist = np.bincount((block * bins + b).ravel(), weights=mag.ravel().astype(np.float64),
+                       minlength=grid * grid * bins).reshape(grid * grid, bins)
+    total = hist.sum(1, keepdims=True)
+    hist = np.divide(hist, total, out=np.zeros_like(hist), where=total > 1e-12)
+    return hist.ravel().astype(np.float32)
+
+
+def hoof_features(key_frames: np.ndarray, grid: int = 5, bins: int = 8) -> np.ndarray:
+    """:func:`hoof` of (N, 2, H, W) onset/apex pairs: (N, grid**2 * bins) float32."""
+    return np.stack([hoof(k[0], k[1], grid, bins) for k in np.asarray(key_frames)])
+
+
+# ------------------------------------------------------------------ classifiers
+def linear_pipeline(kind: str, C: float = 1.0, seed: int = 0) -> Pipeline:
+    """StandardScaler + a linear classifier with balanced class weights.
+
+    Parameters
+    ----------
+    kind : {"svm", "lr"}
+        :class:`~sklearn.svm.LinearSVC` or multinomial
+        :class:`~sklearn.linear_model.LogisticRegression`.
+    """
+    if kind == "svm":
+        model = LinearSVC(C=C, class_weight="balanced", max_iter=20000, random_state=seed)
+    elif kind == "lr":
+        model = LogisticRegression(C=C, class_weight="balanced", max_iter=2000)
+    else:
+        raise ConfigError(f"kind: expected 'svm' or 'lr', got {kind!r}")
+    return Pipeline([("scale", StandardScaler()), ("model", model)])
+
+
+def _as_folds(folds: Sequence[Fold] | np.ndarray | None, groups: np.ndarray) -> list[Fold]:
+    if folds is None:
+        return loso_folds(groups)
+    if isinstance(folds, np.ndarray) and folds.dtype.kind in "OUS":
+        return loso_folds(folds)
+    folds = list(folds)
+    if not all(isinstance(f, Fold) for f in folds):
+        raise ConfigError("folds: expected None, an array of subject keys, or a list of splits.Fold")
+    return folds
+
+
+def _base_table(meta: pd.DataFrame, folds: list[Fold]) -> pd.DataFrame:
+    table = meta[["dataset", "subject", "sample", "label"]].astype(str).reset_index(drop=True)
+    fold_of = np.full(len(table), -1)
+    for f in folds:
+        fold_of[f.test_idx] = f.index
+    if (fold_of < 0).any():
+        i = int(np.flatnonzero(fold_of < 0)[0])
+        raise ConfigError(f"folds: row {i} ({table['sample'].iloc[i]}) is in no test fold")
+    table["fold"] = fold_of
+    return table
+
+
+def _groups(meta: pd.DataFrame) -> np.ndarray:
+    return (meta["dataset"].astype(str) + "/" + meta["subject"].astype(str)).to_numpy()
+
+
+def loso_predict(features: np.ndarray, meta: pd.DataFrame, name: str, *, kind: str = "svm",
+                 C: float | Sequence[float] = DEFAULT_C,
+                 folds: Sequence[Fold] | np.ndarray | None = None, seed: int = 0) -> pd.DataFrame:
+    """Leave-one-subject-out predictions of a linear classifier on fixed features.
+
+    Parameters
+    ----------
+    features : ndarray of shape (n_samples, n_features)
+    meta : DataFrame
+        n_samples rows with dataset, subject, sample, label (a crop set's ``meta``).
+    name : str
+        The prediction column is ``pred_<name>``.
+    kind : {"svm", "lr"}
+    C : float or sequence of float
+        Fixed, or chosen per fold on the training subjects (inner GroupKFold, UF1).
+    folds : None, array of subject keys, or list of Fold
+        Default: :func:`~merlib.evaluation.splits.loso_folds` of ``dataset/subject``.
+    seed : int
+
+    Returns
+    -------
+    DataFrame
+        dataset, subject, sample, label, fold, ``pred_<name>``, ``C_<name>`` (the C used
+        for that row's fold).
+    """
+    X = np.asarray(features)
+    if X.ndim != 2 or len(X) != len(meta):
+        raise ConfigError(f"features: expected shape ({len(meta)}, n_features) (one row per sample), "
+                          f"got {X.shape}")
+    groups = _groups(meta)
+    folds = _as_folds(folds, groups)
+    table = _base_table(meta, folds)
+    y = meta["label"].astype(str).map({c: i for i, c in enumerate(LABELS)}).to_numpy()
+    grid = [float(C)] if np.isscalar(C) else [float(c) for c in C]
+    if not grid or min(grid) <= 0:
+        raise ConfigError(f"C: expected positive values, got {C!r}")
+    pred = np.full(len(X), -1)
+    chosen = np.full(len(X), np.nan)
+    for f in folds:
+        tr, te = f.train_idx, f.test_idx
+        est = linear_pipeline(kind, grid[0], seed)
+        if len(np.unique(y[tr])) < 2:
+            # Nothing to separate: answer the one class seen (as majority_class_predictions).
+            pred[te], chosen[te] = y[tr][0], np.nan
+            continue
+        n_sub = len(np.unique(groups[tr]))
+        if len(grid) > 1 and n_sub >= 2:
+            search = GridSearchCV(clone(est), {"model__C": grid}, scoring=_UF1,
+                                  cv=GroupKFold(n_splits=min(INNER_SPLITS, n_sub)), refit=True,
+                                  error_score=0.0)
+            search.fit(X[tr], y[tr], groups=groups[tr])
+            model, c_used = search.best_estimator_, search.best_params_["model__C"]
+        else:
+            model, c_used = est.fit(X[tr], y[tr]), grid[0]
+        pred[te], chosen[te] = model.predict(X[te]), c_used
+    table[f"pred_{name}"] = np.asarray(LABELS, dtype=object)[pred]
+    table[f"C_{name}"] = chosen
+    return table
+
+
+def majority_predictions(meta: pd.DataFrame,
+                         folds: Sequence[Fold] | np.ndarray | None = None) -> pd.DataFrame:
+    """The majority-class reference: each fold answers its training subjects' top class.
+
+    Returns
+    -------
+    DataFrame
+        dataset, subject, sample, label, fold, ``pred_majority``.
+    """
+    folds = _as_folds(folds, _groups(meta))
+    table = _base_table(meta, folds)
+    table["pred_majority"] = majority_class_predictions(table).astype(object).to_numpy()
+    return table
+
+
+def pixel_lr_predictions(crops, folds=None, *, size: int = 64,
+                         C: float | Sequence[float] = DEFAULT_C) -> pd.DataFrame:
+    """Logistic regression on the apex crops' grey levels at ``size`` px (``pred_pixels_lr``).
+
+    Parameters
+    ----------
+    crops : CropSet
+    folds : None, array of subject keys, or list of Fold
+    """
+    return loso_predict(pixel_features(crops.X, size), crops.meta, "pixels_lr", kind="lr", C=C, folds=folds)
+
+
+def hog_svm_predictions(crops, folds=None, *, size: int = 64,
+                        C: float | Sequence[float] = DEFAULT_C) -> pd.DataFrame:
+    """Linear SVM on HOG of the apex crops at ``size`` px (``pred_hog_svm``)."""
+    return loso_predict(hog_features(crops.X, size), crops.meta, "hog_svm", kind="svm", C=C, folds=folds)
+
+
+def lbp_top_svm_predictions(clips: np.ndarray, meta: pd.DataFrame, folds=None, *, grid: int = 5,
+                            C: float | Sequence[float] = DEFAULT_C) -> pd.DataFrame:
+    """The MEGC2019 baseline: linear SVM on LBP-TOP of aligned clips (``pred_lbp_top_svm``).
+
+    Parameters
+    ----------
+    clips : ndarray of shape (n_samples, T, S, S), uint8
+        ``ClipSet.X`` of :mod:`merlib.faces.clips`.
+    meta : DataFrame
+        The clips' rows (dataset, subject, sample, label).
+    """
+    return loso_predict(lbp_top_features(clips, grid), meta, "lbp_top_svm", kind="svm", C=C, folds=folds)
+
+
+def hoof_svm_predictions(key_frames: np.ndarray, meta: pd.DataFrame, folds=None, *, grid: int = 5,
+                         bins: int = 8, C: float | Sequence[float] = DEFAULT_C) -> pd.DataFrame:
+    """Linear SVM on HOOF of aligned onset/apex pairs (``pred_hoof_svm``).
+
+    Parameters
+    ----------
+    key_frames : ndarray of shape (n_samples, 2, S, S), uint8
+        ``ClipSet.key_frames``.
+    """
+    return loso_predict(hoof_features(key_frames, grid, bins), meta, "hoof_svm", kind="svm", C=C,
+                        folds=folds)
+
+
+def merge_predictions(*tables: pd.DataFrame) -> pd.DataFrame:
+    """Join prediction tables of the same rows side by side (checks they are the same rows).
+
+    Raises
+    ------
+    ConfigError
+        When two tables differ in their samples, order, labels or folds.
+    """
+    if not tables:
+        raise ConfigError("tables: expected at least one predictions table")
+    key = ["dataset", "subject", "sample", "label", "fold"]
+    out = tables[0].copy()
+    for i, t in enumerate(tables[1:], start=1):
+        a = out[key].astype(str).reset_index(drop=True)
+        b = t[key].astype(str).reset_index(drop=True)
+        if len(a) != len(b) or not a.equals(b):
+            raise ConfigError(f"tables: table {i} does not hold the same rows (dataset, subject, sample, "
+                              f"label, fold) in the same order as table 0")
+        extra = [c for c in t.columns if c not in key and c not in out.columns]
+        out = pd.concat([out.reset_index(drop=True), t[extra].reset_index(drop=True)], axis=1)
+    return out

@@ -1,0 +1,177 @@
+"""Simple references: feature shapes on known structure, LOSO folds, aligned clips."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from merlib.data.schema import LABELS
+from merlib.errors import ConfigError
+from merlib.evaluation import handcrafted as hc
+from merlib.evaluation.bootstrap import bootstrap_table
+from merlib.evaluation.splits import loso_folds
+from merlib.training.data import synthetic_crop_set
+
+
+@pytest.fixture(scope="module")
+def crops():
+    return synthetic_crop_set(n_subjects=6, per_subject=9, size=64, signal=60.0, seed=1)
+
+
+def test_lbp_top_length_and_normalisation():
+    rng = np.random.default_rng(0)
+    clip = rng.integers(0, 256, (10, 64, 64), dtype=np.uint8)
+    f = hc.lbp_top(clip)
+    assert f.shape == (3 * 25 * 59,)
+    hist = f.reshape(3, 25, 59)
+    np.testing.assert_allclose(hist.sum(-1), 1.0, atol=1e-5)
+
+
+def test_lbp_top_of_known_structure():
+    # A horizontal grey ramp, first static, then sliding along x: the motion changes the
+    # codes of the XT plane; the YT plane (y constant, t monotone) stays one flat code.
+    x = np.arange(64)
+    ramp = np.tile(3 * x + 30, (64, 1)).astype(np.uint8)               # x ramp, constant in y
+    static = np.repeat(ramp[None], 10, 0)
+    # The ramp slides right one pixel per frame (no wrap-around: values stay in 3..219).
+    moving = np.stack([np.tile(3 * (x - k) + 30, (64, 1)) for k in range(10)]).astype(np.uint8)
+    fs, fm = hc.lbp_top(static).reshape(3, 25, 59), hc.lbp_top(moving).reshape(3, 25, 59)
+    # XY plane of a static clip: one code everywhere inside (a pure horizontal ramp).
+    assert (fs[0].max(-1) == 1.0).all()
+    # YT plane: y and t are both constant directions for this clip -> one flat code.
+    assert (fs[2].max(-1) == 1.0).all()
+    # Motion along x changes the XT plane's histograms, not the YT plane's flatness.
+    assert np.abs(fs[1] - fm[1]).sum() > 1.0
+    assert (fm[2].max(-1) == 1.0).all()
+
+
+def test_hoof_follows_the_flow_direction():
+    rng = np.random.default_rng(0)
+    base = cv_blur(rng.integers(0, 256, (64, 64)).astype(np.uint8))
+    shifted = np.roll(base, 2, axis=1)      # everything moves +2 px in x (orientation 0)
+    f = hc.hoof(base, shifted).reshape(25, 8)
+    centre = f[12]                          # the middle block, away from wrap-around
+    assert centre.argmax() in (0, 7)
+    assert centre[[0, 7]].sum() > 0.8
+    np.testing.assert_allclose(f.sum(-1)[f.sum(-1) > 0], 1.0, atol=1e-5)
+
+
+def cv_blur(x: np.ndarray) -> np.ndarray:
+    import cv2
+
+    return cv2.GaussianBlur(x, (7, 7), 2.0)
+
+
+def test_pixel_and_hog_features(crops):
+    assert hc.pixel_features(crops.X, 32).shape == (len(crops), 32 * 32)
+    assert hc.pixel_features(crops.X).max() <= 1.0
+    assert hc.hog_features(crops.X).shape == (len(crops), 1764)
+
+
+def test_references_use_the_loso_folds_and_learn_a_clear_cue(crops):
+    folds = loso_folds(crops.groups)
+    pix = hc.pixel_lr_predictions(crops, folds, size=32, C=0.1)
+    assert list(pix.columns) == ["dataset", "subject", "sample", "label", "fold", "pred_pixels_lr",
+                                 "C_pixels_lr"]
+    # Every row is predicted in the fold whose test subject it is.
+    for f in folds:
+        assert (pix.loc[f.test_idx, "fold"] == f.index).all()
+    assert set(pix["pred_pixels_lr"]) <= set(LABELS)
+    maj = hc.majority_predictions(crops.meta, folds)
+    table = bootstrap_table(hc.merge_predictions(maj, pix))
+    comp = table[table["part"] == "composite"].set_index("classifier")
+    # A 60-grey-level cue is easy for a linear model on pixels; majority is at 1/3 UF1 or below.
+    assert comp.loc["pixels_lr", "uf1"] > 0.8
+    assert comp.loc["majority", "uf1"] < 0.35
+
+
+def test_C_is_chosen_on_training_subjects_only(crops):
+    # With a grid, the inner search may choose any C of the grid, per fold.
+    out = hc.hog_svm_predictions(crops, C=(0.01, 1.0))
+    assert set(out["C_hog_svm"].unique()) <= {0.01, 1.0}
+    assert out.groupby("fold")["C_hog_svm"].nunique().max() == 1
+
+
+def test_loso_predict_is_deterministic(crops):
+    feats = hc.pixel_features(crops.X, 16)
+    a = hc.loso_predict(feats, crops.meta, "x", kind="svm", C=1.0)
+    b = hc.loso_predict(feats, crops.meta, "x", kind="svm", C=1.0)
+    pd.testing.assert_frame_equal(a, b)
+
+
+def test_bad_input(crops):
+    with pytest.raises(ConfigError, match=r"features: expected shape \(54, n_features\)"):
+        hc.loso_predict(np.zeros((3, 4)), crops.meta, "x")
+    with pytest.raises(ConfigError, match="kind"):
+        hc.linear_pipeline("tree")
+    with pytest.raises(ConfigError, match="clip: expected uint8"):
+        hc.lbp_top(np.zeros((2, 64, 64), np.uint8))
+    maj = hc.majority_predictions(crops.meta)
+    with pytest.raises(ConfigError, match="table 1 does not hold the same rows"):
+        hc.merge_predictions(maj, maj.iloc[::-1])
+
+
+# ----------------------------------------------------------------- aligned clips
+@pytest.fixture(scope="module")
+def tiny_clips(synth_root, tmp_path_factory):
+    from merlib.data.composite import megc2019_composite
+    from merlib.faces.clips import ClipConfig, load_clips
+
+    table = megc2019_composite(synth_root, allow_missing=True).table.head(4)
+    cache = tmp_path_factory.mktemp("clips")
+    return table, cache, load_clips(table, synth_root, clip_cfg=ClipConfig(size=48, n_frames=8),
+                                    cache_dir=cache)
+
+
+def test_clips_shapes_and_cache(synth_root, tiny_clips):
+    from merlib.faces.clips import ClipConfig, load_clips
+
+    table, cache, clips = tiny_clips
+    assert clips.X.shape == (4, 8, 48, 48) and clips.X.dtype == np.uint8
+    assert clips.key_frames.shape == (4, 2, 48, 48)
+    assert clips.stats["computed"] == 4 and clips.report.empty
+    assert (clips.meta["n_source_frames"] >= 2).all()
+    assert len(list(cache.glob("*.npz"))) == 4
+    again = load_clips(table, synth_root, clip_cfg=ClipConfig(size=48, n_frames=8), cache_dir=cache)
+    assert again.stats == {**again.stats, "cached": 4, "computed": 0}
+    np.testing.assert_array_equal(again.X, clips.X)
+    # Another setting is another key: nothing is reused by mistake.
+    other = load_clips(table.head(1), synth_root, clip_cfg=ClipConfig(size=32, n_frames=8), cache_dir=cache)
+    assert other.stats["computed"] == 1 and other.X.shape == (1, 8, 32, 32)
+
+
+def test_clip_is_aligned_like_the_apex_crop(synth_root, tiny_clips):
+    """The clip's apex frame equals the apex pipeline's crop at the same size."""
+    from dataclasses import replace
+
+    from merlib.faces.config import AlignConfig
+    from merlib.faces.pipeline import process_frame
+
+    table, _, clips = tiny_clips
+    row = table.iloc[0]
+    crop = process_frame(synth_root / row["apex_path"], replace(AlignConfig(), crop_size=48)).crop
+    assert crop is not None
+    np.testing.assert_array_equal(clips.key_frames[0, 1], crop)
+    # Time resampling keeps the ends: first resampled frame is the aligned onset.
+    np.testing.assert_array_equal(clips.X[0, 0], clips.key_frames[0, 0])
+
+
+def test_clip_features_have_the_expected_length(tiny_clips):
+    _, _, clips = tiny_clips
+    assert hc.lbp_top_features(clips.X).shape == (4, 3 * 25 * 59)
+    assert hc.hoof_features(clips.key_frames).shape == (4, 25 * 8)
+
+
+def test_clip_errors_name_the_sample(synth_root, tmp_path):
+    from merlib.data.composite import megc2019_composite
+    from merlib.faces.clips import ClipConfig, clip_frame_paths, load_clips
+
+    row = megc2019_composite(synth_root, allow_missing=True).table.iloc[0].copy()
+    row["offset_frame"] = row["onset_frame"]
+    with pytest.raises(Exception, match=f"{row['sample']}.*at least 2"):
+        clip_frame_paths(row, synth_root)
+    bad = pd.DataFrame([row])
+    out = load_clips(bad, synth_root, cache_dir=tmp_path)
+    assert len(out.X) == 0 and out.report["sample"].tolist() == [row["sample"]]
+    with pytest.raises(ConfigError, match="n_frames"):
+        ClipConfig(n_frames=2)
