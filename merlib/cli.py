@@ -2,10 +2,25 @@
 from __future__ import annotations
 
 import argparse
+import math
+import os
 import sys
+import tempfile
+import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from merlib.data.schema import DATASETS
+
+#: Seeds reach numpy, torch and Python's ``random``; numpy's legacy seeding takes 0..2**32-1.
+SEED_MAX = 2**32 - 1
+#: Commands whose ``--out`` is a file (the others write a folder).
+OUT_IS_FILE: frozenset[str] = frozenset({"index", "composite"})
+#: Help text of the local-cluster ``--workers`` options.
+WORKERS_HELP = ("local worker processes (default: all cores; more than the cores available "
+                "are capped at that count, since extra processes only compete for them)")
 
 
 def _dataset_list(text: str) -> list[str]:
@@ -16,6 +31,124 @@ def _dataset_list(text: str) -> list[str]:
             f"--datasets: unknown {unknown}; choose from {','.join(DATASETS)}"
         )
     return names
+
+
+def _int_in(low: int, high: int | None = None) -> Callable[[str], int]:
+    """An argparse ``type``: an integer in ``low..high`` (no upper bound when None)."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if value < low or (high is not None and value > high):
+            span = f">= {low}" if high is None else f"in {low}..{high}"
+            raise argparse.ArgumentTypeError(f"expected an integer {span}, got {value}")
+        return value
+    return parse
+
+
+def _checked_by(name: str, kind: type, check: Callable[[str, Any], object]) -> Callable[[str], Any]:
+    """An argparse ``type`` that lets the settings class owning ``name`` judge the value, so
+    the command line and the library accept exactly the same range."""
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"expected {'an integer' if kind is int else 'a number'}, got {text!r}") from None
+        if isinstance(value, float) and not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+        try:
+            check(name, value)
+        except ValueError as err:  # the settings classes name the field first: drop it
+            raise argparse.ArgumentTypeError(str(err).removeprefix(name).lstrip(": ")) from None
+        return value
+    return parse
+
+
+def _align_check(name: str, value: Any) -> None:
+    from merlib.faces.config import AlignConfig
+
+    AlignConfig(**{name: value})
+
+
+def _synth_check(name: str, value: Any) -> None:
+    from merlib.data.synth import SynthConfig
+
+    SynthConfig(**{name: value}).validate()
+
+
+def _device(text: str) -> str:
+    from merlib.config import check_device
+    from merlib.errors import ConfigError
+
+    try:
+        return check_device(text)
+    except ConfigError as err:
+        raise argparse.ArgumentTypeError(str(err).removeprefix("device: ")) from None
+
+
+def _check_out(path: Path, *, is_file: bool) -> None:
+    """Fail before any work when ``path`` cannot be written (a read-only folder, or a path
+    under a regular file). Nothing is created: the nearest existing folder on the way is
+    probed by writing and removing a temporary file in it."""
+    from merlib.errors import OutputError
+
+    if is_file and path.is_dir():
+        raise OutputError(f"--out: {path} is a folder; expected the path of a file to write")
+    target = path.parent if is_file else path
+    probe = target
+    while not probe.exists() and probe != probe.parent:  # exists() is False under a file too
+        probe = probe.parent
+    if not probe.is_dir():
+        raise OutputError(f"--out: cannot create {target}: {probe} is a file, not a folder")
+    try:
+        fd, name = tempfile.mkstemp(prefix=".merlib-write-test-", dir=probe)
+        os.close(fd)
+        os.unlink(name)
+    except OSError as err:
+        raise OutputError(f"--out: cannot write to {probe} ({err.strerror or err}); "
+                          "choose a writable folder") from None
+
+
+def available_cores() -> int:
+    """CPU cores this process may run on (its affinity mask, not the machine's count)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def _cap_workers(args: argparse.Namespace) -> int | None:
+    """``--workers`` capped at :func:`available_cores` for a local cluster (a scheduler's
+    own workers are not counted here); says so on stderr when it caps."""
+    workers = args.workers
+    cores = available_cores()
+    if workers is not None and workers > cores and getattr(args, "scheduler", None) is None:
+        print(f"merlib {args.command}: note: --workers {workers} capped at {cores}, the cores available",
+              file=sys.stderr)
+        return cores
+    return workers
+
+
+def _load_crops(path: Path, set_name: str | None):
+    """:func:`~merlib.training.data.load_crop_set`, with the decoders' own errors (a
+    garbage or cut-short ``.npz``, a broken crop store) turned into one line naming the file."""
+    import zipfile
+    import zlib
+
+    from merlib.errors import BrokenFileError, MerlibError
+    from merlib.training import load_crop_set
+
+    try:
+        return load_crop_set(path, set=set_name)
+    except MerlibError:
+        raise
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error) as err:
+        first = str(err).strip().splitlines()[0][:160] if str(err).strip() else ""
+        raise BrokenFileError(f"--crops: {path} cannot be read as a crop set ({type(err).__name__}"
+                              f"{': ' + first if first else ''}); expected a `merlib preprocess` "
+                              "folder or a crops.npz written by merlib") from None
 
 
 def _cmd_index(args: argparse.Namespace) -> int:
@@ -54,7 +187,7 @@ def _cmd_synth(args: argparse.Namespace) -> int:
         amplitude_scale=args.amplitude_scale,
         faces_dir=args.faces_dir,
     )
-    root = generate(args.out, cfg, progress=not args.quiet, workers=args.workers)
+    root = generate(args.out, cfg, progress=not args.quiet, workers=_cap_workers(args))
     print(f"simulated dataset -> {root}")
     return 0
 
@@ -78,7 +211,7 @@ def _cmd_preprocess(args: argparse.Namespace) -> int:
                       mask_eyes=not args.no_mask, mask_dilation=args.mask_dilation,
                       upsample=args.upsample)
     jobs = build_jobs(args.data_root, args.sets, allow_missing=args.allow_missing, seed=args.seed)
-    result = preprocess(jobs, args.data_root, args.out, cfg, workers=args.workers,
+    result = preprocess(jobs, args.data_root, args.out, cfg, workers=_cap_workers(args),
                         scheduler=args.scheduler, progress=not args.quiet)
     paths = write_outputs(result, args.out, Provenance.for_data(args.data_root))
     s = result.stats
@@ -109,13 +242,13 @@ def _profile(args: argparse.Namespace):
 
 
 def _cmd_train_macro(args: argparse.Namespace) -> int:
-    from merlib.training import load_crop_set, train_macro
+    from merlib.training import train_macro
 
     profile, changes = _profile(args)
     if args.epochs is not None:
         changes["epochs"] = args.epochs
     cfg = profile.macro.replace(**changes)
-    crops = load_crop_set(args.crops, set=args.set)
+    crops = _load_crops(args.crops, args.set)
     res = train_macro(crops, cfg, args.out, resume=not args.no_resume, progress=not args.quiet)
     print(f"{len(crops)} macro crops, {cfg.arch} at {cfg.image_size}px, {len(res.curves)} epochs "
           f"({profile.name} profile, {cfg.device}) -> {args.out}")
@@ -128,7 +261,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
     from merlib.evaluation import evaluate_loso
-    from merlib.training import load_crop_set
+    from merlib.training import load_transfer
 
     profile, changes = _profile(args)
     if args.classifier is not None:
@@ -137,9 +270,12 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     search = None
     if not args.no_search:
         search = replace(profile.search, selection="leaky_test" if args.leaky else "inner")
-    crops = load_crop_set(args.crops, set=args.set)
-    res = evaluate_loso(crops, cfg, args.out, transfer=args.transfer, search=search,
-                        scheduler=args.scheduler, n_workers=args.workers, progress=not args.quiet)
+    # The transfer folder is checked (record, headers of both weight files) before the
+    # crops are read or any fold runs.
+    transfer = load_transfer(args.transfer) if args.transfer is not None else None
+    crops = _load_crops(args.crops, args.set)
+    res = evaluate_loso(crops, cfg, args.out, transfer=transfer, search=search,
+                        scheduler=args.scheduler, n_workers=_cap_workers(args), progress=not args.quiet)
     print(f"{len(crops)} crops, {len(res.folds)} LOSO folds, {res.seconds:.1f} s -> {args.out}")
     print(res.selection)
     print(res.metrics.drop(columns="selection").to_string(index=False, float_format="%.4f"))
@@ -166,14 +302,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("synth", help="write the simulated SynthME dataset in the owners' layouts")
     s.add_argument("--out", type=Path, required=True, help="data root to create")
-    s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--micro-subjects", type=int, default=24)
-    s.add_argument("--macro-subjects", type=int, default=16)
-    s.add_argument("--amplitude-scale", type=float, default=1.0)
+    s.add_argument("--seed", type=_int_in(0, SEED_MAX), default=0)
+    s.add_argument("--micro-subjects", type=_checked_by("micro_subjects", int, _synth_check), default=24)
+    s.add_argument("--macro-subjects", type=_checked_by("macro_subjects", int, _synth_check), default=16)
+    s.add_argument("--amplitude-scale", type=_checked_by("amplitude_scale", float, _synth_check),
+                   default=1.0)
     s.add_argument("--faces-dir", type=Path, default=None,
                    help="source-face pool made by `merlib faces` (default: the user cache)")
-    s.add_argument("--workers", type=int, default=None,
-                   help="rendering processes (default: CPU count; the output does not depend on it)")
+    s.add_argument("--workers", type=_int_in(1), default=None,
+                   help="rendering processes (default: all cores; more than the cores available are "
+                        "capped at that count; the output does not depend on it)")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
     s.set_defaults(func=_cmd_synth)
 
@@ -183,18 +321,20 @@ def build_parser() -> argparse.ArgumentParser:
                    help="cache folder: crops, landmarks, manifest.csv, report.csv, run.json")
     s.add_argument("--sets", type=_set_list, default=["composite", "macro"],
                    help="comma-separated subset of composite,macro (default: both)")
-    s.add_argument("--workers", type=int, default=None, help="worker processes (default: all cores)")
+    s.add_argument("--workers", type=_int_in(1), default=None, help=WORKERS_HELP)
     s.add_argument("--scheduler", default=None, help="address of an existing Dask scheduler")
     s.add_argument("--allow-missing", action="store_true",
                    help="proceed when composite samples or macro datasets are not on disk "
                         "(they are listed in the report)")
-    s.add_argument("--crop-size", type=int, default=256)
+    s.add_argument("--crop-size", type=_checked_by("crop_size", int, _align_check), default=256,
+                   help="side of the square crop, pixels (default: %(default)s)")
     s.add_argument("--no-rotate", action="store_true", help="do not level the eyes")
     s.add_argument("--no-mask", action="store_true", help="do not mask the eyes")
-    s.add_argument("--mask-dilation", type=float, default=0.15,
+    s.add_argument("--mask-dilation", type=_checked_by("mask_dilation", float, _align_check), default=0.15,
                    help="eye-mask dilation, fraction of the inter-ocular distance")
-    s.add_argument("--upsample", type=int, default=0, help="dlib upsampling of the first detection")
-    s.add_argument("--seed", type=int, default=0, help="seed of the MUG frame selection")
+    s.add_argument("--upsample", type=_checked_by("upsample", int, _align_check), default=0,
+                   help="dlib upsampling of the first detection (0..4)")
+    s.add_argument("--seed", type=_int_in(0, SEED_MAX), default=0, help="seed of the MUG frame selection")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
     s.set_defaults(func=_cmd_preprocess)
 
@@ -214,37 +354,91 @@ def build_parser() -> argparse.ArgumentParser:
         s.add_argument("--out", type=Path, required=True, help="output folder")
         s.add_argument("--profile", choices=["smoke", "paper"], default="smoke",
                        help="smoke: small images, few epochs, 2 CPU cores; paper: the paper's settings (GPU)")
-        s.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default: cpu)")
-        s.add_argument("--seed", type=int, default=None)
-        s.add_argument("--threads", type=int, default=None, help="torch threads per training run")
+        s.add_argument("--device", type=_device, default="cpu", help="cpu, cuda or cuda:N (default: cpu)")
+        s.add_argument("--seed", type=_int_in(0, SEED_MAX), default=None,
+                       help=f"0..{SEED_MAX} (default: the profile's)")
+        s.add_argument("--threads", type=_int_in(1), default=None, help="torch threads per training run")
         s.add_argument("--quiet", action="store_true", help="no progress bar")
     s = sub.choices["train-macro"]
-    s.add_argument("--epochs", type=int, default=None, help="override the profile's epoch count")
+    s.add_argument("--epochs", type=_int_in(1), default=None,
+                   help="override the profile's epoch count (resuming: at least the epochs already done)")
     s.add_argument("--no-resume", action="store_true", help="start again instead of resuming from --out")
     s.set_defaults(func=_cmd_train_macro)
     s = sub.choices["evaluate"]
     s.add_argument("--transfer", type=Path, default=None, help="`merlib train-macro` output folder")
     s.add_argument("--classifier", choices=["svm", "softmax"], default=None,
                    help="what the search scores and `pred` holds (both are always predicted)")
-    s.add_argument("--no-search", action="store_true",
-                   help="use the profile's batch size, lr and epochs for every fold")
-    s.add_argument("--leaky", action="store_true",
-                   help="LEAKY variant, labelled in every output: choose the grid point on the test folds")
-    s.add_argument("--workers", type=int, default=None, help="local Dask workers (default: all cores; 1: serial)")
+    # Leaky selection picks a grid point; without a search there is none to pick.
+    choice = s.add_mutually_exclusive_group()
+    choice.add_argument("--no-search", action="store_true",
+                        help="use the profile's batch size, lr and epochs for every fold")
+    choice.add_argument("--leaky", action="store_true",
+                        help="LEAKY variant, labelled in every output: choose the grid point on the test folds")
+    s.add_argument("--workers", type=_int_in(1), default=None, help=WORKERS_HELP + "; 1: serial")
     s.add_argument("--scheduler", default=None, help="address of an existing Dask scheduler")
     s.set_defaults(func=_cmd_evaluate)
     return p
 
 
+@contextmanager
+def _one_line_warnings(command: str) -> Iterator[None]:
+    """Print merlib's own warnings as ``merlib <command>: warning: ...`` (others unchanged)."""
+    from merlib.errors import MerlibWarning
+
+    with warnings.catch_warnings():  # restores showwarning and the filters on exit
+        previous = warnings.showwarning
+
+        def show(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                 file: Any = None, line: str | None = None) -> None:
+            if issubclass(category, MerlibWarning):
+                print(f"merlib {command}: warning: {message}", file=sys.stderr)
+            else:
+                previous(message, category, filename, lineno, file, line)
+
+        warnings.showwarning = show
+        warnings.simplefilter("always", MerlibWarning)
+        yield
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run one command; bad input ends in one line on stderr and exit code 2.
+
+    Argument values are checked by argparse (exit 2, with usage) and the output path
+    before the command starts. A :class:`~merlib.errors.MerlibError`, ``OSError`` or
+    ``ValueError`` that escapes a command is printed as one line, exit 2 (set
+    ``MERLIB_TRACEBACK=1`` to see the traceback). Any other exception is a bug and keeps
+    its traceback.
+    """
     from merlib.errors import MerlibError
 
     args = build_parser().parse_args(argv)
     try:
-        return args.func(args)
-    except MerlibError as err:
-        print(f"merlib {args.command}: error: {err}", file=sys.stderr)
+        with _one_line_warnings(args.command):
+            if getattr(args, "out", None) is not None:
+                _check_out(args.out, is_file=args.command in OUT_IS_FILE)
+            return args.func(args)
+    except (MerlibError, OSError, ValueError) as err:
+        if os.environ.get("MERLIB_TRACEBACK"):
+            raise
+        print(f"merlib {args.command}: error: {_one_line(err)}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"merlib {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+def _one_line(err: BaseException) -> str:
+    """The message of ``err`` on one line; a library's own error gets its class name and
+    an ``OSError`` its file, since neither names them otherwise."""
+    from merlib.errors import MerlibError
+
+    if isinstance(err, MerlibError):
+        text = str(err)
+    elif isinstance(err, OSError) and err.filename is not None:
+        text = f"{err.filename}: {err.strerror or type(err).__name__}"
+    else:
+        text = f"{type(err).__name__}: {err}"
+    return " ".join(text.split())
 
 
 if __name__ == "__main__":

@@ -38,8 +38,24 @@ TRANSFER_LOADS: tuple[str, ...] = ("blocks", "full")
 SELECTIONS: tuple[str, ...] = ("inner", "leaky_test")
 
 
+#: Largest seed: seeds reach numpy, torch and Python's ``random``, and numpy's legacy
+#: seeding takes 0..2**32-1.
+SEED_MAX: int = 2**32 - 1
+
+
 def _fail(name: str, expected: str, value: Any) -> None:
     raise ConfigError(f"{name}: expected {expected}, got {value!r}")
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    """A real, finite number (a JSON string or NaN would pass no range check honestly)."""
+    import math
+
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def check_device(device: str) -> str:
@@ -116,20 +132,24 @@ class NetworkConfig:
 
         if self.arch not in BACKBONES:
             _fail("arch", f"one of {sorted(BACKBONES)}", self.arch)
+        num = _is_number
+        # Each check tests the type first (and short-circuits), so a string from a JSON
+        # record or papermill gets this message rather than a TypeError from a comparison.
         checks = [
-            ("image_size", isinstance(self.image_size, int) and self.image_size >= 32, "an int >= 32"),
-            ("drop_rate", 0 <= self.drop_rate < 1, "in [0, 1)"),
-            ("l2", self.l2 >= 0, ">= 0"),
+            ("image_size", _is_int(self.image_size) and self.image_size >= 32, "an int >= 32"),
+            ("drop_rate", num(self.drop_rate) and 0 <= self.drop_rate < 1, "in [0, 1)"),
+            ("l2", num(self.l2) and self.l2 >= 0, ">= 0"),
             ("optimizer", self.optimizer in OPTIMIZERS, f"one of {OPTIMIZERS}"),
-            ("lr", self.lr > 0, "> 0"),
-            ("momentum", 0 <= self.momentum < 1, "in [0, 1)"),
-            ("batch_size", isinstance(self.batch_size, int) and self.batch_size >= 2, "an int >= 2"),
-            ("epochs", isinstance(self.epochs, int) and self.epochs >= 1, "an int >= 1"),
-            ("perturb_p", 0 <= self.perturb_p <= 1, "in [0, 1]"),
-            ("perturb_max", isinstance(self.perturb_max, int) and 0 <= self.perturb_max <= 255,
+            ("lr", num(self.lr) and self.lr > 0, "> 0"),
+            ("momentum", num(self.momentum) and 0 <= self.momentum < 1, "in [0, 1)"),
+            ("batch_size", _is_int(self.batch_size) and self.batch_size >= 2, "an int >= 2"),
+            ("epochs", _is_int(self.epochs) and self.epochs >= 1, "an int >= 1"),
+            ("perturb_p", num(self.perturb_p) and 0 <= self.perturb_p <= 1, "in [0, 1]"),
+            ("perturb_max", _is_int(self.perturb_max) and 0 <= self.perturb_max <= 255,
              "an int in 0..255"),
             ("balanced", isinstance(self.balanced, bool), "a bool"),
-            ("num_threads", isinstance(self.num_threads, int) and self.num_threads >= 1, "an int >= 1"),
+            ("seed", _is_int(self.seed) and 0 <= self.seed <= SEED_MAX, f"an int in 0..{SEED_MAX}"),
+            ("num_threads", _is_int(self.num_threads) and self.num_threads >= 1, "an int >= 1"),
         ]
         for name, ok, expected in checks:
             if not ok:
@@ -163,7 +183,7 @@ class TrainConfig(NetworkConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if not 0 < self.val_fraction < 1:
+        if not (_is_number(self.val_fraction) and 0 < self.val_fraction < 1):
             _fail("val_fraction", "in (0, 1)", self.val_fraction)
 
 
@@ -252,10 +272,15 @@ class SearchConfig:
     selection: str = "inner"
 
     def __post_init__(self) -> None:
+        # The same ranges as the config fields the grid points replace.
+        ok_value = {"batch_size": (lambda v: _is_int(v) and v >= 2, "ints >= 2"),
+                    "epochs": (lambda v: _is_int(v) and v >= 1, "ints >= 1"),
+                    "lr": (lambda v: _is_number(v) and v > 0, "numbers > 0")}
         for name in GRID_KEYS:
             values = getattr(self, name)
-            if not isinstance(values, tuple) or not values:
-                _fail(name, "a non-empty tuple", values)
+            ok, what = ok_value.get(name, (lambda v: True, "values"))
+            if not isinstance(values, tuple) or not values or not all(ok(v) for v in values):
+                _fail(name, f"a non-empty tuple of {what}", values)
         if not isinstance(self.inner_splits, int) or self.inner_splits < 2:
             _fail("inner_splits", "an int >= 2", self.inner_splits)
         if self.metric not in ("uf1", "uar", "accuracy"):

@@ -42,6 +42,16 @@ def test_smoke_is_small():
     (FinetuneConfig, {"device": "gpu"}, "device"),
     (SearchConfig, {"selection": "test"}, "selection"),
     (SearchConfig, {"lr": ()}, "lr"),
+    # Before: accepted here, then a traceback deep in numpy/torch seeding.
+    (TrainConfig, {"seed": -1}, "seed"),
+    (FinetuneConfig, {"seed": 2**32}, "seed"),
+    # Before: a TypeError from comparing a string (a JSON record, a papermill parameter).
+    (TrainConfig, {"lr": "0.01"}, "lr"),
+    (TrainConfig, {"drop_rate": float("nan")}, "drop_rate"),
+    # Before: any non-empty tuple; a bad grid point failed only inside a Dask task.
+    (SearchConfig, {"lr": (0.01, 0.0)}, "lr"),
+    (SearchConfig, {"batch_size": (1,)}, "batch_size"),
+    (SearchConfig, {"epochs": (3.5,)}, "epochs"),
 ])
 def test_bad_values_name_parameter_and_value(cls, kwargs, name):
     with pytest.raises(ConfigError, match=rf"^{name}: expected .*, got "):

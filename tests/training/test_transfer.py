@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 import json
+import shutil
+import warnings
 
 import pytest
 import torch
 from safetensors.torch import load_file
 
-from merlib.errors import ConfigError
+from merlib.errors import BrokenFileError, ConfigError, DataLayoutError, MerlibWarning
 from merlib.models.backbone import conv_state_keys, create_backbone
 from merlib.training.transfer import load_transfer, train_macro
 from tests.toy import tiny_crops, tiny_train_cfg
@@ -30,6 +32,13 @@ def test_files_record_and_extractor(straight, macro):
                                                 "transfer.json", "curves.csv", "state.pt"}
     record = json.loads((out / "transfer.json").read_text())
     assert record["config"]["epochs"] == 2 and record["epochs_done"] == 2
+    # The input side the weights were trained at is always recorded (evaluation checks it).
+    assert record["config"]["image_size"] == 64 and straight.image_size == 64
+    assert straight.arch == "mobilevit_xxs"
+    assert [{k: s[k] for k in ("first_epoch", "last_epoch", "device", "num_threads")}
+            for s in record["segments"]] == [
+        {"first_epoch": 1, "last_epoch": 2, "device": "cpu", "num_threads": 1}]
+    assert record["mixed_settings"] is False and record["notes"] == []
     assert record["provenance"]["data_fingerprint"] == macro.fingerprint()
     assert record["provenance"]["code_version"].startswith("merlib")
     assert not set(record["val_subjects"]) & set(record["train_subjects"])
@@ -64,3 +73,94 @@ def test_resume_refuses_other_settings(macro, tmp_path):
         train_macro(macro, tiny_train_cfg(epochs=2, lr=0.1), tmp_path)
     restarted = train_macro(macro, tiny_train_cfg(epochs=1, lr=0.1), tmp_path, resume=False)
     assert restarted.record["config"]["lr"] == 0.1
+
+
+def test_resume_with_fewer_epochs_is_refused(straight, macro, tmp_path):
+    # Before: the 2-epoch run came back while the record said epochs=1.
+    shutil.copytree(straight.out_dir, tmp_path, dirs_exist_ok=True)
+    with pytest.raises(ConfigError, match=r"^epochs: .*state.pt already holds 2 finished epochs, this call "
+                                          r"asks for epochs=1; ask for at least 2 to resume, or start "
+                                          r"again with --no-resume"):
+        train_macro(macro, tiny_train_cfg(epochs=1), tmp_path)
+    # The same count is a finished run: nothing trains, the record is the same run.
+    again = train_macro(macro, tiny_train_cfg(epochs=2), tmp_path)
+    assert again.curves.drop(columns="seconds").equals(straight.curves.drop(columns="seconds"))
+    assert again.record["epochs_done"] == 2 and again.record["mixed_settings"] is False
+
+
+def test_resume_on_another_thread_count_warns_and_records(macro, tmp_path):
+    train_macro(macro, tiny_train_cfg(epochs=1, num_threads=2), tmp_path)
+    with pytest.warns(MerlibWarning, match=r"resuming .*state.pt with num_threads=1 \(epochs 1-1 ran with "
+                                           r"device=cpu, num_threads=2, torch=.*\): its numbers can differ "
+                                           r"from an uninterrupted run"):
+        res = train_macro(macro, tiny_train_cfg(epochs=2, num_threads=1), tmp_path)
+    rec = json.loads((tmp_path / "transfer.json").read_text())
+    assert rec == res.record and rec["mixed_settings"] is True and len(rec["notes"]) == 1
+    assert [(s["first_epoch"], s["last_epoch"], s["num_threads"]) for s in rec["segments"]] == [(1, 1, 2), (2, 2, 1)]
+    # Rerunning the finished run trains nothing, so it neither warns again nor adds a segment.
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", MerlibWarning)
+        again = train_macro(macro, tiny_train_cfg(epochs=2, num_threads=2), tmp_path)
+    assert again.record["segments"] == rec["segments"] and again.record["mixed_settings"] is True
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda b: b[:1000], r"not a readable merlib training state \(PytorchStreamReader failed"),
+    (lambda b: b"garbage\n", r"not a readable merlib training state \(not a torch file of plain tensors\)"),
+])
+def test_broken_state_names_the_file_and_the_way_out(straight, macro, tmp_path, damage, message):
+    shutil.copytree(straight.out_dir, tmp_path, dirs_exist_ok=True)
+    state = tmp_path / "state.pt"
+    state.write_bytes(damage(state.read_bytes()))
+    with pytest.raises(BrokenFileError, match=rf"^{tmp_path / 'state.pt'}: {message}.*; start again with "
+                                              r"--no-resume \(resume=False\) or use another --out$"):
+        train_macro(macro, tiny_train_cfg(epochs=3), tmp_path)
+    # The way out works: starting again overwrites the broken state.
+    assert train_macro(macro, tiny_train_cfg(epochs=1), tmp_path, resume=False).record["epochs_done"] == 1
+
+
+def test_state_of_another_kind_is_refused(straight, macro, tmp_path):
+    shutil.copytree(straight.out_dir, tmp_path, dirs_exist_ok=True)
+    torch.save({"epoch": 1}, tmp_path / "state.pt")
+    with pytest.raises(BrokenFileError, match=r"state.pt: not a merlib training state \(missing \['best_acc'"):
+        train_macro(macro, tiny_train_cfg(epochs=3), tmp_path)
+
+
+def test_cut_short_weights_in_a_resumed_folder_are_named(straight, macro, tmp_path):
+    shutil.copytree(straight.out_dir, tmp_path, dirs_exist_ok=True)
+    model = tmp_path / "model.safetensors"
+    model.write_bytes(model.read_bytes()[:-10])
+    with pytest.raises(BrokenFileError, match=rf"^{model}: not a readable safetensors file \(.*\); the run in "
+                                              rf"{tmp_path} cannot be resumed; start again with --no-resume"):
+        train_macro(macro, tiny_train_cfg(epochs=3), tmp_path)
+
+
+@pytest.mark.parametrize("name, damage, error, message", [
+    ("feature_extractor.safetensors", lambda b: b[:len(b) // 2], BrokenFileError,
+     r"feature_extractor.safetensors: not a readable safetensors file \(.*incomplete metadata"),
+    ("model.safetensors", lambda b: bytes(range(256)) * 4, BrokenFileError,
+     r"model.safetensors: not a readable safetensors file"),
+    ("transfer.json", lambda b: b"{not json", BrokenFileError, r"transfer.json: not a JSON record"),
+    ("transfer.json", lambda b: b'{"best_epoch": 1}', BrokenFileError,
+     r"transfer.json: not a merlib transfer record \(missing \['best_val_acc', 'config', 'files'\]\)"),
+    ("curves.csv", None, DataLayoutError, r"curves.csv: missing"),
+])
+def test_load_transfer_names_the_broken_file(straight, tmp_path, name, damage, error, message):
+    shutil.copytree(straight.out_dir, tmp_path, dirs_exist_ok=True)
+    if damage is None:
+        (tmp_path / name).unlink()
+    else:
+        (tmp_path / name).write_bytes(damage((tmp_path / name).read_bytes()))
+    with pytest.raises(error, match=rf"^{tmp_path}/{message}.*rerun `merlib train-macro --out {tmp_path}`$"):
+        load_transfer(tmp_path)
+
+
+def test_load_transfer_refuses_weights_of_another_image_size(straight, tmp_path):
+    shutil.copytree(straight.out_dir, tmp_path, dirs_exist_ok=True)
+    rec = json.loads((tmp_path / "transfer.json").read_text())
+    rec["config"]["image_size"] = 128
+    (tmp_path / "transfer.json").write_text(json.dumps(rec))
+    with pytest.raises(BrokenFileError, match=r"model.safetensors: written for \{'arch': 'mobilevit_xxs', "
+                                              r"'image_size': '64'\}, but .*transfer.json says "
+                                              r"arch='mobilevit_xxs', image_size=128"):
+        load_transfer(tmp_path)
