@@ -1,0 +1,78 @@
+"""The SVM as arrays reproduces scikit-learn; bundles round-trip and refuse other formats."""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from safetensors.numpy import load_file
+from sklearn.dummy import DummyClassifier
+
+from merlib.inference.bundle import IncompatibleBundleError, load_bundle
+from merlib.inference.svm import ArraySVM, svm_to_arrays
+from merlib.training.svm import make_svm
+
+
+@pytest.mark.parametrize("kernel", ["linear", "rbf", "poly", "sigmoid"])
+@pytest.mark.parametrize("n_classes", [2, 3])
+def test_array_svm_reproduces_sklearn(kernel: str, n_classes: int) -> None:
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(90, 12))
+    y = rng.integers(0, n_classes, 90)
+    X[:, 0] += 1.5 * y
+    model = make_svm(1.0, kernel).fit(X, y)
+    svm = ArraySVM(*svm_to_arrays(model))
+    T = rng.normal(size=(60, 12))
+    np.testing.assert_array_equal(svm.predict(T), model.predict(T))
+    expected = model.decision_function(T)
+    got = svm.decision_function(T)
+    np.testing.assert_allclose(got[:, 1] if n_classes == 2 else got, expected, atol=1e-9)
+
+
+def test_constant_classifier() -> None:
+    dummy = DummyClassifier(strategy="most_frequent").fit(np.zeros((4, 2)), np.array([2, 2, 2, 2]))
+    svm = ArraySVM(*svm_to_arrays(dummy))
+    np.testing.assert_array_equal(svm.predict(np.ones((3, 2))), [2, 2, 2])
+
+
+def test_bundle_round_trip(model_dir: Path, bundle_dir: Path) -> None:
+    from merlib.inference.predict import Predictor
+    from merlib.training.data import synthetic_crop_set
+
+    meta = json.loads((bundle_dir / "bundle.json").read_text())
+    assert meta["format"] == "merlib-bundle" and meta["arch"] == "mobilevit_xxs" and meta["image_size"] == 64
+    assert meta["onnx"]["agreement"]["fp32"]["argmax_agree"] == 1.0
+    assert meta["onnx"]["agreement"]["fp32"]["max_logit_diff"] < 1e-4
+    assert not list(bundle_dir.glob("*.pkl")) and not list(bundle_dir.glob("*.pickle"))
+    # The bundle's SVM arrays are the model folder's, byte for byte.
+    a, b = load_file(str(model_dir / "svm.safetensors")), load_file(str(bundle_dir / "svm.safetensors"))
+    assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
+    crops = synthetic_crop_set(2, 6, 64, seed=5)
+    onnx = Predictor(bundle_dir).classify(crops.X)
+    eager = Predictor(model_dir, runtime="torch").classify(crops.X)
+    assert list(onnx["label"]) == list(eager["label"])
+    np.testing.assert_allclose(onnx.filter(like="p_").to_numpy(), eager.filter(like="p_").to_numpy(), atol=1e-5)
+    np.testing.assert_allclose(onnx.filter(like="p_").sum(axis=1), 1.0, atol=1e-5)
+
+
+def test_incompatible_bundle_is_one_clear_error(bundle_dir: Path, tmp_path: Path) -> None:
+    copy = tmp_path / "old"
+    shutil.copytree(bundle_dir, copy)
+    meta = json.loads((copy / "bundle.json").read_text())
+    meta["bundle_format"] = 0
+    meta["versions"]["merlib"] = "0.0.1"
+    (copy / "bundle.json").write_text(json.dumps(meta))
+    with pytest.raises(IncompatibleBundleError, match=r"bundle format 0 \(written by merlib 0.0.1\).*reads format 1"):
+        load_bundle(copy)
+    with pytest.raises(Exception, match="no bundle.json"):
+        load_bundle(tmp_path)
+
+
+def test_model_folder_needs_export_for_onnxruntime(model_dir: Path) -> None:
+    from merlib.errors import ConfigError
+    from merlib.inference.predict import Predictor
+
+    with pytest.raises(ConfigError, match="run `merlib export`"):
+        Predictor(model_dir, runtime="onnxruntime")
