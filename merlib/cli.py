@@ -145,10 +145,16 @@ def _load_crops(path: Path, set_name: str | None):
     except MerlibError:
         raise
     except (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error) as err:
-        first = str(err).strip().splitlines()[0][:160] if str(err).strip() else ""
-        raise BrokenFileError(f"--crops: {path} cannot be read as a crop set ({type(err).__name__}"
-                              f"{': ' + first if first else ''}); expected a `merlib preprocess` "
-                              "folder or a crops.npz written by merlib") from None
+        text = str(err).strip()
+        # numpy reads a file that is no zip as a pickle, which allow_pickle=False refuses:
+        # its message ("contains pickled (object) data") would send the user the wrong way.
+        if isinstance(err, (zipfile.BadZipFile, EOFError)) or "pickled" in text:
+            reason = "not an npz archive: cut short, or another kind of file"
+        else:
+            reason = f"{type(err).__name__}: {text.split('. ')[0].splitlines()[0][:160]}" if text \
+                else type(err).__name__
+        raise BrokenFileError(f"--crops: {path} cannot be read as a crop set ({reason}); expected a "
+                              "`merlib preprocess` folder or a crops.npz written by merlib") from None
 
 
 def _cmd_index(args: argparse.Namespace) -> int:
