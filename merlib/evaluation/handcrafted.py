@@ -20,7 +20,8 @@ name               features                                                 clas
                    blocks
 =================  ======================================================  ===========
 
-Every classifier is a scikit-learn pipeline (StandardScaler, then the model) with
+Every classifier is a scikit-learn pipeline (StandardScaler, then a linear-kernel SVC or
+a logistic regression) with
 ``class_weight="balanced"`` (UF1 and UAR weigh the classes equally; the composite's
 classes are not). Its C is fixed when a number is given; given a sequence, it is chosen
 per outer fold by subject-wise inner cross-validation on that fold's *training* subjects
@@ -39,15 +40,17 @@ from sklearn.metrics import f1_score, make_scorer
 from sklearn.model_selection import GridSearchCV, GroupKFold
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
-from sklearn.svm import LinearSVC
+from sklearn.svm import SVC
 
 from merlib.data.schema import LABELS
 from merlib.errors import ConfigError
 from merlib.evaluation.baselines import majority_class_predictions
 from merlib.evaluation.splits import Fold, loso_folds
 
-#: The inner-validation grid of C when none is given.
-DEFAULT_C: tuple[float, ...] = (0.01, 0.1, 1.0)
+#: The inner-validation grid of C when none is given, per classifier kind. Logistic
+#: regression on thousands of standardised pixels needs strong regularisation and each
+#: fit costs ~10x an SVM's, hence its shorter grid.
+DEFAULT_C: dict[str, tuple[float, ...]] = {"svm": (0.001, 0.01, 0.1, 1.0), "lr": (0.001, 0.01, 0.1)}
 
 #: Subject-wise inner folds for choosing C.
 INNER_SPLITS = 4
@@ -194,13 +197,15 @@ def linear_pipeline(kind: str, C: float = 1.0, seed: int = 0) -> Pipeline:
     Parameters
     ----------
     kind : {"svm", "lr"}
-        :class:`~sklearn.svm.LinearSVC` or multinomial
-        :class:`~sklearn.linear_model.LogisticRegression`.
+        :class:`~sklearn.svm.SVC` with a linear kernel (libsvm works on the n x n kernel,
+        so thousands of features cost nothing with ~100 samples; liblinear's LinearSVC
+        needed 10^4 iterations and 40 s per fit on 4,096 pixels) or multinomial
+        :class:`~sklearn.linear_model.LogisticRegression` (lbfgs, tol 1e-3).
     """
     if kind == "svm":
-        model = LinearSVC(C=C, class_weight="balanced", max_iter=20000, random_state=seed)
+        model = SVC(kernel="linear", C=C, class_weight="balanced", random_state=seed)
     elif kind == "lr":
-        model = LogisticRegression(C=C, class_weight="balanced", max_iter=2000)
+        model = LogisticRegression(C=C, class_weight="balanced", max_iter=2000, tol=1e-3)
     else:
         raise ConfigError(f"kind: expected 'svm' or 'lr', got {kind!r}")
     return Pipeline([("scale", StandardScaler()), ("model", model)])
@@ -234,7 +239,7 @@ def _groups(meta: pd.DataFrame) -> np.ndarray:
 
 
 def loso_predict(features: np.ndarray, meta: pd.DataFrame, name: str, *, kind: str = "svm",
-                 C: float | Sequence[float] = DEFAULT_C,
+                 C: float | Sequence[float] | None = None,
                  folds: Sequence[Fold] | np.ndarray | None = None, seed: int = 0) -> pd.DataFrame:
     """Leave-one-subject-out predictions of a linear classifier on fixed features.
 
@@ -246,8 +251,9 @@ def loso_predict(features: np.ndarray, meta: pd.DataFrame, name: str, *, kind: s
     name : str
         The prediction column is ``pred_<name>``.
     kind : {"svm", "lr"}
-    C : float or sequence of float
-        Fixed, or chosen per fold on the training subjects (inner GroupKFold, UF1).
+    C : float, sequence of float, or None
+        Fixed, or chosen per fold on the training subjects (inner GroupKFold, UF1);
+        None: :data:`DEFAULT_C` of ``kind``.
     folds : None, array of subject keys, or list of Fold
         Default: :func:`~merlib.evaluation.splits.loso_folds` of ``dataset/subject``.
     seed : int
@@ -266,6 +272,9 @@ def loso_predict(features: np.ndarray, meta: pd.DataFrame, name: str, *, kind: s
     folds = _as_folds(folds, groups)
     table = _base_table(meta, folds)
     y = meta["label"].astype(str).map({c: i for i, c in enumerate(LABELS)}).to_numpy()
+    if kind not in DEFAULT_C:
+        raise ConfigError(f"kind: expected 'svm' or 'lr', got {kind!r}")
+    C = DEFAULT_C[kind] if C is None else C
     grid = [float(C)] if np.isscalar(C) else [float(c) for c in C]
     if not grid or min(grid) <= 0:
         raise ConfigError(f"C: expected positive values, got {C!r}")
@@ -309,7 +318,7 @@ def majority_predictions(meta: pd.DataFrame,
 
 
 def pixel_lr_predictions(crops, folds=None, *, size: int = 64,
-                         C: float | Sequence[float] = DEFAULT_C) -> pd.DataFrame:
+                         C: float | Sequence[float] | None = None) -> pd.DataFrame:
     """Logistic regression on the apex crops' grey levels at ``size`` px (``pred_pixels_lr``).
 
     Parameters
@@ -321,13 +330,13 @@ def pixel_lr_predictions(crops, folds=None, *, size: int = 64,
 
 
 def hog_svm_predictions(crops, folds=None, *, size: int = 64,
-                        C: float | Sequence[float] = DEFAULT_C) -> pd.DataFrame:
+                        C: float | Sequence[float] | None = None) -> pd.DataFrame:
     """Linear SVM on HOG of the apex crops at ``size`` px (``pred_hog_svm``)."""
     return loso_predict(hog_features(crops.X, size), crops.meta, "hog_svm", kind="svm", C=C, folds=folds)
 
 
 def lbp_top_svm_predictions(clips: np.ndarray, meta: pd.DataFrame, folds=None, *, grid: int = 5,
-                            C: float | Sequence[float] = DEFAULT_C) -> pd.DataFrame:
+                            C: float | Sequence[float] | None = None) -> pd.DataFrame:
     """The MEGC2019 baseline: linear SVM on LBP-TOP of aligned clips (``pred_lbp_top_svm``).
 
     Parameters
@@ -341,7 +350,7 @@ def lbp_top_svm_predictions(clips: np.ndarray, meta: pd.DataFrame, folds=None, *
 
 
 def hoof_svm_predictions(key_frames: np.ndarray, meta: pd.DataFrame, folds=None, *, grid: int = 5,
-                         bins: int = 8, C: float | Sequence[float] = DEFAULT_C) -> pd.DataFrame:
+                         bins: int = 8, C: float | Sequence[float] | None = None) -> pd.DataFrame:
     """Linear SVM on HOOF of aligned onset/apex pairs (``pred_hoof_svm``).
 
     Parameters
@@ -374,3 +383,100 @@ def merge_predictions(*tables: pd.DataFrame) -> pd.DataFrame:
         extra = [c for c in t.columns if c not in key and c not in out.columns]
         out = pd.concat([out.reset_index(drop=True), t[extra].reset_index(drop=True)], axis=1)
     return out
+
+
+# ------------------------------------------------------------ all, through a cache
+#: Reference names in table order; the last two read aligned clips (need ``data_root``).
+REFERENCES: tuple[str, ...] = ("majority", "pixels_lr", "hog_svm", "lbp_top_svm", "hoof_svm")
+
+#: The references computed from the apex crops alone.
+APEX_REFERENCES: tuple[str, ...] = ("majority", "pixels_lr", "hog_svm")
+
+#: Bump when a change of code changes a reference's predictions (part of the cache key).
+REFERENCE_VERSION = 1
+
+
+def _reference_key(crops, name: str, folds: list[Fold], extra: dict) -> str:
+    import hashlib
+    import json
+
+    text = json.dumps({"version": REFERENCE_VERSION, "name": name, "crops": crops.fingerprint(),
+                       "folds": [(f.index, f.test_subject) for f in folds],
+                       "C": {k: list(v) for k, v in DEFAULT_C.items()}, **extra},
+                      sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def reference_predictions(crops, names: Sequence[str] = APEX_REFERENCES, *,
+                          folds: Sequence[Fold] | np.ndarray | None = None, data_root=None,
+                          cache_dir=None, align_cfg=None, clip_cfg=None,
+                          progress: bool = False) -> pd.DataFrame:
+    """Several references on the same folds, one table, each computed once per data.
+
+    Parameters
+    ----------
+    crops : CropSet
+        The composite's apex crops (the method's input).
+    names : sequence of str
+        Any of :data:`REFERENCES`.
+    folds : None, array of subject keys, or list of Fold
+    data_root : path, optional
+        Needed for ``lbp_top_svm`` and ``hoof_svm`` (they read the clips).
+    cache_dir : path, optional
+        When given, each reference's table is stored there as
+        ``<name>-<key>.csv``, keyed by the crops' fingerprint, the folds, the settings and
+        :data:`REFERENCE_VERSION`, and read back on the next call (notebooks share it).
+    align_cfg, clip_cfg : AlignConfig, ClipConfig, optional
+        Clip settings (defaults of :mod:`merlib.faces.clips`).
+    progress : bool
+
+    Returns
+    -------
+    DataFrame
+        dataset, subject, sample, label, fold, then ``pred_<name>`` (and ``C_<name>``)
+        for each name, in crop-set order.
+    """
+    from pathlib import Path
+
+    from merlib.faces.clips import ClipConfig, composite_clips
+    from merlib.faces.config import AlignConfig
+
+    unknown = [n for n in names if n not in REFERENCES]
+    if unknown or not names:
+        raise ConfigError(f"names: expected a non-empty subset of {REFERENCES}, got {list(names)}")
+    if {"lbp_top_svm", "hoof_svm"} & set(names) and data_root is None:
+        raise ConfigError("data_root: lbp_top_svm and hoof_svm read the aligned clips; pass the data root")
+    folds = _as_folds(folds, crops.groups)
+    align_cfg = align_cfg or AlignConfig()
+    clip_cfg = clip_cfg or ClipConfig()
+    clips = None
+    tables = []
+    for name in names:
+        extra = {"align": align_cfg.crop_key(), "clip": clip_cfg} if name in ("lbp_top_svm", "hoof_svm") else {}
+        path = Path(cache_dir) / f"{name}-{_reference_key(crops, name, folds, extra)}.csv" if cache_dir else None
+        if path is not None and path.is_file():
+            table = pd.read_csv(path, dtype={c: str for c in ("dataset", "subject", "sample", "label")},
+                                keep_default_na=False, na_values={f"C_{name}": [""]})
+            tables.append(table)
+            continue
+        if name == "majority":
+            table = majority_predictions(crops.meta, folds)
+        elif name == "pixels_lr":
+            table = pixel_lr_predictions(crops, folds)
+        elif name == "hog_svm":
+            table = hog_svm_predictions(crops, folds)
+        else:
+            if clips is None:
+                clips = composite_clips(crops.meta, data_root, align_cfg, clip_cfg, progress=progress)
+                if len(clips.report):
+                    raise ConfigError(f"data_root: {len(clips.report)} clip(s) of the crop set cannot be "
+                                      f"aligned, e.g. {clips.report['reason'].iloc[0]}")
+            table = (lbp_top_svm_predictions(clips.X, crops.meta, folds) if name == "lbp_top_svm"
+                     else hoof_svm_predictions(clips.key_frames, crops.meta, folds))
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(path.name + ".tmp")
+            table.to_csv(tmp, index=False)
+            tmp.replace(path)
+        tables.append(table)
+    return merge_predictions(*tables)

@@ -32,6 +32,7 @@ import pandas as pd
 
 from merlib.data.frames import list_frames
 from merlib.errors import ConfigError, DataLayoutError, MerlibError
+from merlib.faces.align import ImageFormatError
 from merlib.faces.config import AlignConfig
 from merlib.faces.pipeline import FRAME_NUMBER, FrameReadError, align, find_landmarks, read_grey
 
@@ -173,7 +174,7 @@ def align_clip(row: dict[str, Any] | pd.Series, data_root: str | os.PathLike,
     ------
     ClipError
         No usable face in the landmark frame or its neighbours (names the sample).
-    DataLayoutError, FrameReadError
+    DataLayoutError, FrameReadError, ImageFormatError
         Missing clip folder or unreadable frame.
     """
     row = dict(row)
@@ -323,7 +324,7 @@ def load_clips(table: pd.DataFrame, data_root: str | os.PathLike,
                 computed += 1
             else:
                 cached += 1
-        except (ClipError, DataLayoutError, FrameReadError) as err:
+        except (ClipError, DataLayoutError, FrameReadError, ImageFormatError) as err:
             failed.append({"dataset": row["dataset"], "subject": row["subject"], "sample": row["sample"],
                            "reason": str(err)})
             continue
