@@ -7,6 +7,7 @@ worker.
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import threading
 import time
@@ -38,8 +39,16 @@ def resolve_transfer(transfer: Any, cfg: FinetuneConfig) -> dict[str, torch.Tens
     Parameters
     ----------
     transfer : None, path, TransferResult or dict of tensors
-        A ``train_macro`` output folder or result (its ``arch`` must be ``cfg.arch``), or
-        the tensors themselves.
+        A ``train_macro`` output folder or result (its ``arch`` and ``image_size`` must
+        be ``cfg``'s), or the tensors themselves.
+
+    Raises
+    ------
+    ConfigError
+        A checkpoint of another architecture or image size. Weights of another size would
+        load (MobileViT's tensor shapes do not depend on the input size), but filters
+        learnt on faces of one scale would be used at another, and the run's record
+        would not say so.
     """
     if transfer is None or isinstance(transfer, dict):
         return transfer
@@ -52,7 +61,44 @@ def resolve_transfer(transfer: Any, cfg: FinetuneConfig) -> dict[str, torch.Tens
     if arch != cfg.arch:
         raise ConfigError(f"transfer: {transfer.out_dir} was trained with arch={arch!r}, "
                          f"cfg.arch={cfg.arch!r}")
+    size = transfer.record["config"].get("image_size")
+    if size != cfg.image_size:
+        raise ConfigError(f"transfer: {transfer.out_dir} was trained at image_size={size!r}, "
+                         f"cfg.image_size={cfg.image_size!r}; train the macro model at the run's size")
     return transfer.extractor_state() if cfg.transfer_load == "blocks" else transfer.model_state()
+
+
+def state_digest(state: dict[str, torch.Tensor] | None) -> str:
+    """Hex digest of a state dict's names, dtypes, shapes and bytes ("none" for None).
+
+    The identity of transferred weights, whatever they came from (a folder, a result, or
+    tensors in memory), for the keys of stored task results.
+    """
+    if state is None:
+        return "none"
+    h = hashlib.sha256()
+    for name in sorted(state):
+        t = state[name].detach().cpu().contiguous()
+        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+def task_identity(cfg: FinetuneConfig, seed: int, train_idx: np.ndarray,
+                  test_idx: np.ndarray) -> dict[str, Any]:
+    """What a :func:`fit_predict` result depends on besides the crops and the weights.
+
+    Returns
+    -------
+    dict
+        ``task``, ``config`` (every setting), ``seed`` and digests of the two index arrays.
+    """
+    def rows(idx: np.ndarray) -> str:
+        arr = np.ascontiguousarray(np.asarray(idx, dtype=np.int64))
+        return f"{len(arr)}:{hashlib.sha256(arr.tobytes()).hexdigest()[:16]}"
+
+    return {"task": "fit_predict", "config": cfg.as_dict(), "seed": int(seed),
+            "train_rows": rows(train_idx), "test_rows": rows(test_idx)}
 
 
 def fit_predict(crops: CropSet, train_idx: np.ndarray, test_idx: np.ndarray, cfg: FinetuneConfig,

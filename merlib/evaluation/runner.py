@@ -1,18 +1,35 @@
-"""Run keyed tasks serially or on Dask (a local cluster, or an existing scheduler).
+"""Run keyed tasks serially or on Dask, and keep each finished one on disk.
 
 Tasks are ``{key: args}`` dicts; the keys are stable ids (``outer-f3-g5``) built from the
 fold index and the :class:`~sklearn.model_selection.ParameterGrid` index, so results are
 matched by key, not by completion order, and the same call scales to a real cluster
 (dask-jobqueue, Kubernetes) by passing its scheduler address.
+
+:class:`TaskStore` makes a run resumable: every result is written, atomically, by the
+driver as it arrives (workers need no shared file system), under a name that carries a
+digest of everything that changes it; :func:`run_tasks` then runs only what is not there.
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import os
+import shutil
 import uuid
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from merlib.errors import ConfigError
+
+#: Version of the task file layout; a change makes older task files unreadable on purpose.
+STORE_FORMAT = 1
 
 
 class Runner:
@@ -22,10 +39,13 @@ class Runner:
     ----------
     client : distributed.Client or None
         None: tasks run one after the other in this process.
+    completed : int
+        Tasks this runner has run to the end (all calls of :meth:`run`).
     """
 
     def __init__(self, client: Any = None) -> None:
         self.client = client
+        self.completed = 0
 
     @property
     def kind(self) -> str:
@@ -40,18 +60,35 @@ class Runner:
         return obj if self.client is None else self.client.scatter(obj, broadcast=True, hash=False)
 
     def run(self, fn: Callable[..., Any], tasks: dict[str, tuple], *, progress: bool = False,
-            desc: str = "tasks") -> dict[str, Any]:
-        """``{key: fn(*args)}`` for every task; a failed task raises here."""
+            desc: str = "tasks", on_result: Callable[[str, Any], None] | None = None) -> dict[str, Any]:
+        """``{key: fn(*args)}`` for every task; a failed task raises here.
+
+        Parameters
+        ----------
+        fn : callable
+        tasks : dict of str to tuple
+            Task key -> positional arguments of ``fn``.
+        progress : bool, default=False
+        desc : str
+            Label of the progress bar.
+        on_result : callable, optional
+            ``on_result(key, result)`` is called in this process as each task finishes
+            (completion order), before the next result is collected: what it writes is
+            on disk even if a later task fails or the process is killed.
+        """
         from tqdm.auto import tqdm
 
         if not tasks:
             return {}
         bar = tqdm(total=len(tasks), desc=desc, disable=not progress)
         try:
+            out: dict[str, Any] = {}
             if self.client is None:
-                out = {}
                 for key, args in tasks.items():
                     out[key] = fn(*args)
+                    self.completed += 1
+                    if on_result is not None:
+                        on_result(key, out[key])
                     bar.update(1)
                 return out
             from dask.distributed import as_completed
@@ -60,13 +97,38 @@ class Runner:
             run_id = uuid.uuid4().hex[:8]
             futures = {self.client.submit(fn, *args, key=f"{key}-{run_id}", pure=False): key
                        for key, args in tasks.items()}
-            out = {}
             for fut in as_completed(futures):
-                out[futures[fut]] = fut.result()
+                key = futures[fut]
+                out[key] = fut.result()
+                self.completed += 1
+                if on_result is not None:
+                    on_result(key, out[key])
                 bar.update(1)
             return {key: out[key] for key in tasks}
         finally:
             bar.close()
+
+
+def available_cores() -> int:
+    """CPUs this process may run on (a container's or a batch job's share, not the host's)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+@contextmanager
+def _quiet(*names: str) -> Iterator[None]:
+    """Silence the named loggers for a moment (their levels are restored afterwards)."""
+    loggers = [logging.getLogger(n) for n in names]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        for lg, level in zip(loggers, levels):
+            lg.setLevel(level)
 
 
 @contextmanager
@@ -81,30 +143,279 @@ def task_runner(client: Any = None, scheduler: str | None = None, n_workers: int
     scheduler : str, optional
         Address of an existing scheduler (``tcp://host:8786``).
     n_workers : int, optional
-        Local cluster size (default: CPU count). ``1`` without client or scheduler runs
-        serially in this process (no cluster).
+        Local cluster size, at most the cores this process may use
+        (:func:`available_cores`; more is capped there, with a warning, since extra
+        processes on the same cores only compete). Default: all of them. ``1`` without
+        client or scheduler runs serially in this process (no cluster).
     processes : bool, default=True
         Local cluster of processes (parallel torch) or of threads (tests: fast start;
-        torch work then takes turns, see :func:`merlib.evaluation.protocol.fit_predict`).
+        torch work then takes turns, see :func:`merlib.evaluation.fold.fit_predict`).
+
+    Raises
+    ------
+    ConfigError
+        ``n_workers`` below 1 or not an int.
     """
+    if n_workers is not None and (isinstance(n_workers, bool) or not isinstance(n_workers, int)
+                                  or n_workers < 1):
+        raise ConfigError(f"n_workers: expected an int >= 1 or None (all cores), got {n_workers!r}")
     if client is not None:
         yield Runner(client)
         return
     if scheduler is None and n_workers == 1:
         yield Runner(None)
         return
-    if n_workers is not None and n_workers < 1:
-        raise ValueError(f"n_workers: expected >= 1 or None (all cores), got {n_workers}")
     from dask.distributed import Client, LocalCluster
 
     cluster = None
     if scheduler is None:
-        cluster = LocalCluster(n_workers=n_workers or os.cpu_count() or 1, threads_per_worker=1,
-                               processes=processes, dashboard_address=None, silence_logs=logging.ERROR)
+        cores = available_cores()
+        if n_workers is not None and n_workers > cores:
+            warnings.warn(f"n_workers: {n_workers} asked, but this process may use {cores} cores; "
+                          f"starting {cores} workers", stacklevel=3)
+        # Processes talk over loopback only (threads use in-process comms); the HTTP
+        # server (health routes, no dashboard) takes a free port, so a second cluster on
+        # the machine does not warn that port 8787 is taken.
+        where = {"host": "127.0.0.1"} if processes else {}
+        cluster = LocalCluster(n_workers=min(n_workers or cores, cores), threads_per_worker=1,
+                               processes=processes, dashboard_address=None,
+                               scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
+                               silence_logs=logging.ERROR, **where)
     own = Client(cluster if cluster is not None else scheduler)
     try:
         yield Runner(own)
     finally:
-        own.close()
-        if cluster is not None:
-            cluster.close()
+        # Every result is in hand (or the run failed and is raising): the client goes
+        # first so no request is left open, then the cluster. Workers that lose the
+        # scheduler while stopping log CommClosedError tracebacks about a connection that
+        # is meant to close; those are silenced here, and only here.
+        with _quiet("distributed", "tornado", "asyncio"):
+            own.close()
+            if cluster is not None:
+                cluster.close()
+
+
+def _digest(obj: Any, length: int = 16) -> str:
+    text = json.dumps(obj, sort_keys=True, default=_json_default)
+    return hashlib.sha256(text.encode()).hexdigest()[:length]
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, (tuple, set, frozenset)):
+        return list(obj)
+    if isinstance(obj, os.PathLike):
+        return os.fspath(obj)
+    raise TypeError(f"{type(obj).__name__} is not JSON serialisable")
+
+
+def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
+    """``write(tmp)`` to a unique temporary name beside ``path``, then rename it to ``path``.
+
+    The name carries the process id and a random part, so two processes writing the same
+    file never share a temporary file; readers see the old file or the new one, never
+    half of one.
+    """
+    tmp = path.with_name(f".{path.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+class TaskStore:
+    """Finished task results in a folder, one small set of files per task.
+
+    A result is a dict whose values are arrays (saved with :func:`numpy.savez`, read
+    back without pickle), DataFrames (CSV, dtypes restored) or JSON-able values. Task
+    ``key`` with identity ``identity`` is stored as ``<key>-<digest>.npz``,
+    ``<key>-<digest>.<name>.csv`` per DataFrame, and ``<key>-<digest>.json`` written last
+    (a task is done when its JSON is there); the digest covers the identity and the
+    store's run key, so results of other settings are never picked up.
+
+    Use :meth:`open`, which checks the folder is writable and holds no other run.
+
+    Attributes
+    ----------
+    folder : Path
+    run_key : dict
+    reused, computed : int
+        Tasks read back / written by this store object.
+    """
+
+    RUN_KEY_FILE = "run_key.json"
+
+    def __init__(self, folder: Path, run_key: dict[str, Any]) -> None:
+        self.folder = Path(folder)
+        self.run_key = run_key
+        self.reused = 0
+        self.computed = 0
+
+    @classmethod
+    def open(cls, folder: str | os.PathLike, run_key: dict[str, Any], *, resume: bool = True,
+             ignore: frozenset[str] = frozenset()) -> TaskStore:
+        """The store in ``folder``, created (and its run key written) when new.
+
+        Parameters
+        ----------
+        folder : path
+        run_key : dict
+            JSON-able description of everything the run's results depend on.
+        resume : bool, default=True
+            False: results already in ``folder`` are deleted first.
+        ignore : frozenset of str
+            Run-key entries that are recorded but may differ on resumption (e.g. the code
+            version: a warning says so).
+
+        Raises
+        ------
+        ConfigError
+            ``folder`` cannot be created or written (read-only, under a file), or it holds
+            a run with another run key (names the first differing entry).
+        """
+        folder = Path(folder)
+        try:
+            if not resume and folder.is_dir():
+                shutil.rmtree(folder)
+            folder.mkdir(parents=True, exist_ok=True)
+            key_file = folder / cls.RUN_KEY_FILE
+            saved = _read_json(key_file) if key_file.is_file() else None
+            if saved is None:
+                atomic_write(key_file, lambda p: p.write_text(json.dumps(run_key, indent=1,
+                                                                          default=_json_default)))
+            else:
+                _check_run_key(saved, run_key, key_file, ignore)
+                # A resumable folder must also take new files: find out now, not after training.
+                atomic_write(folder / ".write-check", lambda p: p.write_text("ok"))
+                (folder / ".write-check").unlink()
+        except OSError as err:
+            raise ConfigError(f"out_dir: cannot write results under {folder} "
+                              f"({err.strerror or err}); choose a writable folder") from err
+        return cls(folder, run_key)
+
+    def _stem(self, key: str, identity: dict[str, Any]) -> str:
+        return f"{key}-{_digest({'run': self.run_key, 'task': identity})}"
+
+    def load(self, key: str, identity: dict[str, Any]) -> dict[str, Any] | None:
+        """The stored result of task ``key`` with ``identity``, or None when not done.
+
+        A task whose files are unreadable (cut short by a full disk, edited) is reported
+        with a warning naming the file and counts as not done: it runs again.
+        """
+        stem = self._stem(key, identity)
+        meta_path = self.folder / f"{stem}.json"
+        if not meta_path.is_file():
+            return None
+        try:
+            meta = json.loads(meta_path.read_text())
+            if meta.get("format") != STORE_FORMAT or meta.get("identity") != json.loads(
+                    json.dumps(identity, default=_json_default)):
+                raise ValueError("identity or format differs")
+            out: dict[str, Any] = dict(meta["values"])
+            if meta["arrays"]:
+                with np.load(self.folder / f"{stem}.npz", allow_pickle=False) as z:
+                    out.update({name: z[name] for name in meta["arrays"]})
+            for name, dtypes in meta["frames"].items():
+                frame = pd.read_csv(self.folder / f"{stem}.{name}.csv", float_precision="round_trip")
+                out[name] = frame.astype(dtypes)[list(dtypes)]
+        except (OSError, ValueError, KeyError, TypeError) as err:
+            warnings.warn(f"{meta_path}: stored task result unreadable ({err}); running the task again",
+                          stacklevel=2)
+            return None
+        self.reused += 1
+        return out
+
+    def save(self, key: str, identity: dict[str, Any], result: dict[str, Any]) -> None:
+        """Write ``result`` (see the class docstring for what it may hold), atomically."""
+        stem = self._stem(key, identity)
+        arrays = {k: v for k, v in result.items() if isinstance(v, np.ndarray)}
+        frames = {k: v for k, v in result.items() if isinstance(v, pd.DataFrame)}
+        values = {k: v for k, v in result.items() if k not in arrays and k not in frames}
+        for name, arr in arrays.items():
+            if arr.dtype.hasobject:
+                raise TypeError(f"result[{name!r}]: object arrays cannot be stored without pickle")
+        if arrays:
+            atomic_write(self.folder / f"{stem}.npz", lambda p: _savez(p, arrays))
+        for name, frame in frames.items():
+            atomic_write(self.folder / f"{stem}.{name}.csv", lambda p, f=frame: f.to_csv(p, index=False))
+        meta = {"format": STORE_FORMAT, "key": key, "identity": identity, "arrays": sorted(arrays),
+                "frames": {k: {c: str(t) for c, t in v.dtypes.items()} for k, v in frames.items()},
+                "values": values}
+        text = json.dumps(meta, indent=1, default=_json_default)
+        atomic_write(self.folder / f"{stem}.json", lambda p: p.write_text(text))
+        self.computed += 1
+
+
+def _savez(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    # A file object: np.savez would append ".npz" to a path that lacks it.
+    with open(path, "wb") as fh:
+        np.savez(fh, **arrays)
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads(path.read_text())
+    except ValueError as err:
+        raise ConfigError(f"out_dir: {path} is not valid JSON ({err}); delete it or resume=False") from err
+
+
+def _flat(d: Any, prefix: str = "") -> dict[str, Any]:
+    if not isinstance(d, dict):
+        return {prefix: d}
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        out.update(_flat(v, f"{prefix}.{k}" if prefix else str(k)))
+    return out
+
+
+def _check_run_key(saved: dict[str, Any], now: dict[str, Any], path: Path, ignore: frozenset[str]) -> None:
+    old = _flat(saved)
+    new = _flat(json.loads(json.dumps(now, default=_json_default)))
+    for name in sorted(set(old) | set(new)):
+        if old.get(name) == new.get(name):
+            continue
+        if name.split(".")[0] in ignore:
+            warnings.warn(f"{path}: stored results were made with {name}={old.get(name)!r}, this run "
+                          f"has {new.get(name)!r}; reused results come from that setting", stacklevel=3)
+            continue
+        raise ConfigError(f"out_dir: {path.parent} holds results of another run ({name}={old.get(name)!r}, "
+                          f"this call has {new.get(name)!r}); use another out_dir or resume=False")
+
+
+def run_tasks(runner: Runner, fn: Callable[..., Any], tasks: dict[str, tuple],
+              identities: dict[str, dict[str, Any]] | None = None, store: TaskStore | None = None, *,
+              progress: bool = False, desc: str = "tasks") -> dict[str, Any]:
+    """:meth:`Runner.run`, skipping the tasks ``store`` already holds and storing the rest.
+
+    Parameters
+    ----------
+    runner : Runner
+    fn : callable
+    tasks : dict of str to tuple
+    identities : dict of str to dict, optional
+        Per task key, what its result depends on beyond the store's run key (config,
+        seed, rows); required with ``store``.
+    store : TaskStore, optional
+        None: nothing is read or written.
+
+    Returns
+    -------
+    dict
+        ``{key: result}`` in ``tasks`` order.
+    """
+    if store is None:
+        return runner.run(fn, tasks, progress=progress, desc=desc)
+    if identities is None or set(identities) != set(tasks):
+        raise ValueError("identities: expected one identity per task key")
+    done = {}
+    for key in tasks:
+        found = store.load(key, identities[key])
+        if found is not None:
+            done[key] = found
+    todo = {k: a for k, a in tasks.items() if k not in done}
+    done.update(runner.run(fn, todo, progress=progress, desc=desc,
+                           on_result=lambda key, res: store.save(key, identities[key], res)))
+    return {key: done[key] for key in tasks}

@@ -27,12 +27,17 @@ import pandas as pd
 from sklearn.model_selection import ParameterGrid
 
 from merlib.config import FinetuneConfig, SearchConfig
-from merlib.evaluation.fold import fit_predict, resolve_transfer
+from merlib.evaluation.fold import fit_predict, resolve_transfer, state_digest, task_identity
 from merlib.evaluation.metrics import scores
-from merlib.evaluation.runner import Runner, task_runner
+from merlib.evaluation.runner import (STORE_FORMAT, Runner, TaskStore, atomic_write, run_tasks,
+                                      task_runner)
 from merlib.evaluation.splits import Fold, inner_folds, loso_folds
+from merlib.reporting.provenance import code_version
 from merlib.training.data import CropSet
 from merlib.training.engine import derive_seed
+
+#: Sub-folder of an output folder that holds one file set per finished task.
+TASKS_DIR = "tasks"
 
 LEAKY_LABEL = "LEAKY: hyper-parameters chosen on the pooled test folds (optimistic, for comparison only)"
 INNER_LABEL = "hyper-parameters chosen per fold on inner subject-wise validation (training subjects only)"
@@ -90,10 +95,27 @@ def _best(table: pd.DataFrame, metric: str) -> int:
     return int(ranked["grid_index"].iloc[0])
 
 
+def open_task_store(out_dir: str | os.PathLike, crops: CropSet, cfg: FinetuneConfig,
+                    search: SearchConfig | None, transfer_state: Any, *, resume: bool = True) -> TaskStore:
+    """The :class:`~merlib.evaluation.runner.TaskStore` of a LOSO run in ``out_dir/tasks``.
+
+    Its run key holds the crops' fingerprint, every setting of ``cfg`` and ``search`` and
+    the digest of the transferred tensors: a rerun with any of them changed is refused
+    (:class:`~merlib.errors.ConfigError`) instead of mixing results. The code version is
+    recorded; a change only warns (results are kept across edits that do not change them).
+    """
+    key = {"kind": "merlib LOSO tasks", "format": STORE_FORMAT, "crops": crops.fingerprint(),
+           "n_samples": len(crops), "config": cfg.as_dict(),
+           "search": search.as_dict() if search is not None else None,
+           "transfer": state_digest(transfer_state), "code_version": code_version()}
+    return TaskStore.open(Path(out_dir) / TASKS_DIR, key, resume=resume, ignore=frozenset({"code_version"}))
+
+
 def grid_search(crops: CropSet, cfg: FinetuneConfig, search: SearchConfig, *,
                 transfer: Any = None, folds: list[Fold] | None = None, client: Any = None,
                 scheduler: str | None = None, n_workers: int | None = None, processes: bool = True,
-                out_dir: str | os.PathLike | None = None, progress: bool = False) -> SearchResult:
+                out_dir: str | os.PathLike | None = None, resume: bool = True,
+                progress: bool = False) -> SearchResult:
     """Choose batch size, lr and epochs for each outer LOSO fold (or, leaky, for all).
 
     Parameters
@@ -114,7 +136,10 @@ def grid_search(crops: CropSet, cfg: FinetuneConfig, search: SearchConfig, *,
         client, a scheduler address, or a local cluster (default); ``n_workers=1`` runs
         serially in this process.
     out_dir : path, optional
-        Writes ``search_scores.csv`` and ``search_chosen.csv`` there.
+        Writes ``search_scores.csv`` and ``search_chosen.csv`` there, and every finished
+        task under ``out_dir/tasks`` as it completes (:func:`open_task_store`).
+    resume : bool, default=True
+        Reuse the finished tasks in ``out_dir``; False deletes them first.
     progress : bool
 
     Returns
@@ -131,40 +156,48 @@ def grid_search(crops: CropSet, cfg: FinetuneConfig, search: SearchConfig, *,
     """
     folds = loso_folds(crops.groups) if folds is None else folds
     state = resolve_transfer(transfer, cfg)
+    store = open_task_store(out_dir, crops, cfg, search, state, resume=resume) if out_dir is not None else None
     with task_runner(client, scheduler, n_workers, processes) as runner:
         result = run_search(crops, runner.share(crops), cfg, search, folds, runner,
-                            runner.share(state) if state is not None else None, progress=progress)
+                            runner.share(state) if state is not None else None, progress=progress,
+                            store=store)
     if out_dir is not None:
         write_search(result, out_dir)
     return result
 
 
 def write_search(result: SearchResult, out_dir: str | os.PathLike) -> None:
-    """``search_scores.csv`` and ``search_chosen.csv`` (with the selection label column)."""
+    """``search_scores.csv`` and ``search_chosen.csv`` (with the selection label column),
+    each written to a unique temporary name and renamed."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    result.scores.assign(selection=result.label).to_csv(out / "search_scores.csv", index=False)
-    result.chosen.assign(selection=result.label).to_csv(out / "search_chosen.csv", index=False)
+    for name, table in (("search_scores.csv", result.scores), ("search_chosen.csv", result.chosen)):
+        frame = table.assign(selection=result.label)
+        atomic_write(out / name, lambda p, f=frame: f.to_csv(p, index=False))
 
 
 def run_search(crops: CropSet, shared_crops: Any, cfg: FinetuneConfig, search: SearchConfig,
                folds: list[Fold], runner: Runner, transfer_state: Any = None, *,
-               progress: bool = False) -> SearchResult:
+               progress: bool = False, store: TaskStore | None = None) -> SearchResult:
     """:func:`grid_search` on an open runner, with already shared crops and weights.
 
     ``shared_crops`` and ``transfer_state`` are what :meth:`Runner.share` returned, so the
     LOSO protocol sends them to the workers once for the search and the final fits.
+    With ``store``, finished (fold, grid point, inner fold) tasks are read back and the
+    others written as they complete.
     """
     grid = list(ParameterGrid(search.param_grid()))
     y, groups = crops.y, crops.groups
     tasks: dict[str, tuple] = {}
+    identities: dict[str, dict[str, Any]] = {}
     inner_keys: dict[tuple[int, int], list[str]] = {}
     if search.leaky:
         for fold in folds:
             for gi, params in enumerate(grid):
-                tasks[f"outer-f{fold.index}-g{gi}"] = (
-                    shared_crops, fold.train_idx, fold.test_idx, cfg.replace(**params), transfer_state,
-                    derive_seed(cfg.seed, "outer", fold.index, gi))
+                key, point = f"outer-f{fold.index}-g{gi}", cfg.replace(**params)
+                seed = derive_seed(cfg.seed, "outer", fold.index, gi)
+                tasks[key] = (shared_crops, fold.train_idx, fold.test_idx, point, transfer_state, seed)
+                identities[key] = task_identity(point, seed, fold.train_idx, fold.test_idx)
     else:
         for fold in folds:
             splits = inner_folds(fold.train_idx, groups, search.inner_splits,
@@ -173,10 +206,10 @@ def run_search(crops: CropSet, shared_crops: Any, cfg: FinetuneConfig, search: S
                 for k, (tr, va) in enumerate(splits):
                     key = f"inner-f{fold.index}-g{gi}-i{k}"
                     inner_keys.setdefault((fold.index, gi), []).append(key)
-                    tasks[key] = (
-                        shared_crops, tr, va, cfg.replace(**params), transfer_state,
-                        derive_seed(cfg.seed, "inner", fold.index, gi, k))
-    results = runner.run(fit_predict, tasks, progress=progress, desc="grid search")
+                    point, seed = cfg.replace(**params), derive_seed(cfg.seed, "inner", fold.index, gi, k)
+                    tasks[key] = (shared_crops, tr, va, point, transfer_state, seed)
+                    identities[key] = task_identity(point, seed, tr, va)
+    results = run_tasks(runner, fit_predict, tasks, identities, store, progress=progress, desc="grid search")
 
     rows, chosen, outer = [], [], {}
     if search.leaky:
