@@ -288,14 +288,20 @@ def loso_predict(features: np.ndarray, meta: pd.DataFrame, name: str, *, kind: s
             pred[te], chosen[te] = y[tr][0], np.nan
             continue
         n_sub = len(np.unique(groups[tr]))
+        inner = []
         if len(grid) > 1 and n_sub >= 2:
-            search = GridSearchCV(clone(est), {"model__C": grid}, scoring=_UF1,
-                                  cv=GroupKFold(n_splits=min(INNER_SPLITS, n_sub)), refit=True,
-                                  error_score=0.0)
-            search.fit(X[tr], y[tr], groups=groups[tr])
+            # Inner splits whose training part holds one class cannot fit a classifier
+            # (tiny data); they are left out rather than scored as 0.
+            inner = [(a, b) for a, b in GroupKFold(n_splits=min(INNER_SPLITS, n_sub)).split(
+                         X[tr], y[tr], groups=groups[tr]) if len(np.unique(y[tr][a])) >= 2]
+        if inner:
+            search = GridSearchCV(clone(est), {"model__C": grid}, scoring=_UF1, cv=inner, refit=True)
+            search.fit(X[tr], y[tr])
             model, c_used = search.best_estimator_, search.best_params_["model__C"]
         else:
-            model, c_used = est.fit(X[tr], y[tr]), grid[0]
+            # No inner search possible (fixed C, or no usable inner split): the grid's middle.
+            c_used = grid[len(grid) // 2]
+            model = linear_pipeline(kind, c_used, seed).fit(X[tr], y[tr])
         pred[te], chosen[te] = model.predict(X[te]), c_used
     table[f"pred_{name}"] = np.asarray(LABELS, dtype=object)[pred]
     table[f"C_{name}"] = chosen

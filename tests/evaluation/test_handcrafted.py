@@ -175,3 +175,28 @@ def test_clip_errors_name_the_sample(synth_root, tmp_path):
     assert len(out.X) == 0 and out.report["sample"].tolist() == [row["sample"]]
     with pytest.raises(ConfigError, match="n_frames"):
         ClipConfig(n_frames=2)
+
+
+def test_clip_references_through_the_cache(synth_root, tmp_path, monkeypatch):
+    """LBP-TOP and HOOF references on a crop set of the tiny root, computed once."""
+    from merlib.data.composite import megc2019_composite
+    from merlib.faces import clips as clips_mod
+    from merlib.training.data import CropSet
+
+    table = megc2019_composite(synth_root, allow_missing=True).table
+    table = table[table["label"].notna()].reset_index(drop=True)
+    monkeypatch.setattr(clips_mod, "default_clip_dir", lambda: tmp_path / "clips")
+    clips = clips_mod.load_clips(table, synth_root)
+    crops = CropSet(clips.key_frames[:, 1].copy(), table[["dataset", "subject", "sample", "label"]].astype(str))
+    out = hc.reference_predictions(crops, ("majority", "lbp_top_svm", "hoof_svm"), data_root=synth_root,
+                                   cache_dir=tmp_path / "refs")
+    assert {"pred_majority", "pred_lbp_top_svm", "pred_hoof_svm"} <= set(out.columns)
+    assert len(out) == len(crops) and set(out["pred_hoof_svm"]) <= set(LABELS)
+    assert len(list((tmp_path / "refs").glob("*.csv"))) == 3
+    again = hc.reference_predictions(crops, ("majority", "lbp_top_svm", "hoof_svm"), data_root=synth_root,
+                                     cache_dir=tmp_path / "refs")
+    pd.testing.assert_frame_equal(out, again)
+    with pytest.raises(ConfigError, match="data_root"):
+        hc.reference_predictions(crops, ("hoof_svm",))
+    with pytest.raises(ConfigError, match="names"):
+        hc.reference_predictions(crops, ("knn",))
