@@ -346,3 +346,55 @@ def align_face(
     (left, right) = eye_centres(pts)
     return Aligned(crop=crop, points=crop_pts, mask=mask, angle_deg=eye_angle(pts),
                    iod_px=float(np.linalg.norm(right - left)), matrix=matrix)
+
+
+def inside_source(matrix: np.ndarray, source_shape: tuple[int, int], size: int) -> np.ndarray:
+    """Which crop pixels sample the source frame (the others are the zero padding).
+
+    Parameters
+    ----------
+    matrix : ndarray of shape (2, 3)
+        Source -> crop transform (:attr:`Aligned.matrix`).
+    source_shape : (int, int)
+        ``(H, W)`` of the source frame.
+    size : int
+        Side of the crop.
+
+    Returns
+    -------
+    ndarray of shape (size, size), bool
+    """
+    inv = cv2.invertAffineTransform(np.asarray(matrix, dtype=np.float64))
+    yy, xx = np.mgrid[0:size, 0:size]
+    src = transform_points(inv, np.c_[xx.ravel(), yy.ravel()]).reshape(size, size, 2)
+    h, w = source_shape
+    return ((src[..., 0] >= 0) & (src[..., 0] <= w - 1)
+            & (src[..., 1] >= 0) & (src[..., 1] <= h - 1))
+
+
+def face_std(aligned: Aligned, source_shape: tuple[int, int]) -> float:
+    """Grey-level standard deviation of a crop inside its face region.
+
+    The face region is the convex hull of the 68 landmarks in crop coordinates, less
+    the eye mask and the crop pixels beyond the source frame's edges (both are zero by
+    construction, not image content). A flat crop (a blank frame, or a faceless one
+    aligned with a neighbour's landmarks) scores near 0; a face, tens of grey levels.
+
+    Parameters
+    ----------
+    aligned : Aligned
+    source_shape : (int, int)
+        ``(H, W)`` of the frame the crop was cut from.
+
+    Returns
+    -------
+    float
+        0.0 when fewer than two pixels of the region are left.
+    """
+    crop = aligned.crop
+    hull = cv2.convexHull(np.round(aligned.points).astype(np.int32))
+    region = np.zeros(crop.shape, np.uint8)
+    cv2.fillConvexPoly(region, hull, 1)
+    keep = region.astype(bool) & ~aligned.mask & inside_source(aligned.matrix, source_shape, crop.shape[0])
+    values = crop[keep]
+    return float(values.std()) if values.size >= 2 else 0.0

@@ -2,14 +2,22 @@
 
 Layout under the store's root::
 
-    landmarks/<sha[:2]>/<sha>-<detect_key>.npz   one frame's detection (any frame)
-    crops/<sha[:2]>/<sha>-<crop_key>.npz         one apex frame's aligned crop
+    landmarks/<sha[:2]>/<sha>-<detect_key>.npz            one frame's detection (any frame)
+    crops/<sha[:2]>/<sha>-<crop_key>.npz                  one apex frame's aligned crop
+    crops/<sha[:2]>/<sha>-<crop_key>-<context_key>.npz    the same, when the frame's own
+                                                          detection failed (see below)
 
 ``sha`` is the SHA-256 of the frame file's bytes (so moving or renaming the data does
 not invalidate anything, and editing a frame does); ``detect_key`` hashes only the
 settings that change the landmarks and ``crop_key`` every setting, both with
 :data:`~merlib.faces.config.PIPELINE_VERSION`. Changing, say, the mask dilation therefore
 re-uses every landmark entry and recomputes only the (cheap) warps.
+
+A frame with no usable face of its own is aligned with the landmarks of a neighbouring
+frame (:mod:`merlib.faces.pipeline`, fallback 3), so its crop depends on other files
+too: ``context_key`` hashes the SHA-256 of the neighbour whose landmarks were borrowed
+(or of every neighbour tried, when none had a face). Editing that neighbour, or the
+same bytes sitting in another clip, then gives another entry, never a stale one.
 
 Failures are stored too (with empty arrays and the reason), so a rerun does not retry a
 frame known to hold no face. Entries are written to a temporary file in the same folder
@@ -58,8 +66,15 @@ class FaceStore:
     def landmark_path(self, sha: str, cfg: AlignConfig) -> Path:
         return self.root / "landmarks" / sha[:2] / f"{sha}-{cfg.detect_key()}{SUFFIX}"
 
-    def crop_path(self, sha: str, cfg: AlignConfig) -> Path:
-        return self.root / "crops" / sha[:2] / f"{sha}-{cfg.crop_key()}{SUFFIX}"
+    def crop_path(self, sha: str, cfg: AlignConfig, context: str = "") -> Path:
+        """The crop entry of a frame's content under ``cfg``.
+
+        ``context``: '' for a crop made from the frame's own landmarks (or a failure that
+        depends on the frame alone); otherwise a description of the other files the
+        result depends on (:func:`merlib.faces.pipeline.crop_entry`), hashed into the name.
+        """
+        tail = f"-{hashlib.sha256(context.encode()).hexdigest()[:16]}" if context else ""
+        return self.root / "crops" / sha[:2] / f"{sha}-{cfg.crop_key()}{tail}{SUFFIX}"
 
     # Reading ----------------------------------------------------------------------
     @staticmethod

@@ -15,12 +15,17 @@ Fallbacks, in the order tried (each one named in the report's ``fallback`` colum
 3. still no usable face (none, or narrower than ``min_face``): reuse the landmarks of
    the nearest frame of the same clip, up to ``neighbour_frames`` away (the head
    barely moves between neighbouring frames of a 30-200 fps clip);
-4. otherwise the sample fails (status ``failed``); an unreadable or missing frame fails
-   at once.
+4. otherwise the sample fails (status ``failed``); a missing, empty, cut-short
+   (:func:`truncation`) or undecodable frame fails at once.
+
+Every crop then passes a quality check (:func:`merlib.faces.align.face_std` at least
+``min_face_std``): a flat crop, such as a blank frame aligned with a neighbour's
+landmarks, fails with its reason instead of becoming a training sample.
 """
 from __future__ import annotations
 
 import os
+import struct
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -31,7 +36,7 @@ import numpy as np
 from merlib.data.frames import list_frames
 from merlib.errors import DataLayoutError, MerlibError
 from merlib.faces import landmarks as lm
-from merlib.faces.align import Aligned, ImageFormatError, align_face, to_grey
+from merlib.faces.align import Aligned, ImageFormatError, align_face, face_std, to_grey
 from merlib.faces.cache import FaceStore, file_sha256
 from merlib.faces.config import AlignConfig
 
@@ -46,22 +51,102 @@ class FrameReadError(MerlibError, OSError):
     """A frame file is missing or cannot be decoded (the message names it)."""
 
 
+#: Leading bytes of the image formats the datasets ship, and their names.
+SIGNATURES: tuple[tuple[bytes, str], ...] = (
+    (b"\xff\xd8\xff", "JPEG"), (b"\x89PNG\r\n\x1a\n", "PNG"), (b"BM", "BMP"),
+    (b"II*\x00", "TIFF"), (b"MM\x00*", "TIFF"),
+)
+
+
+def image_format(data: bytes) -> str | None:
+    """``"JPEG"``, ``"PNG"``, ``"BMP"`` or ``"TIFF"`` from a file's leading bytes; None
+    for anything else (which OpenCV may still read, e.g. WebP)."""
+    for magic, name in SIGNATURES:
+        if data.startswith(magic):
+            return name
+    return None
+
+
+def truncation(data: bytes, fmt: str | None) -> str:
+    """Why an image file's bytes are cut short ('' when they look whole).
+
+    Checked from the file's structure, without decoding: a JPEG must hold the
+    end-of-image marker after its last start-of-scan (entropy-coded data holds no other
+    markers than RSTn, since a 0xFF byte there is stuffed as FF 00), a PNG its IEND
+    chunk, an uncompressed BMP the pixel rows its header announces. OpenCV decodes a
+    cut-short JPEG into a partly grey image and only prints "Premature end of JPEG file"
+    on stderr; the other two fail with a message that names no file. TIFF (an offset
+    table anywhere in the file) is left to the decoder, which fails on a cut-short one.
+
+    Parameters
+    ----------
+    data : bytes
+        The whole file.
+    fmt : str or None
+        From :func:`image_format`.
+    """
+    n = len(data)
+    if fmt == "JPEG":
+        sos = data.rfind(b"\xff\xda")
+        if sos < 0:
+            return f"truncated JPEG: no image data (no start-of-scan marker in {n} bytes)"
+        if data.find(b"\xff\xd9", sos + 2) < 0:
+            return f"truncated JPEG: no end-of-image marker after the image data ({n} bytes; file cut short?)"
+    elif fmt == "PNG":
+        if data.rfind(b"IEND\xaeB`\x82") < 0:
+            return f"truncated PNG: no IEND chunk ({n} bytes; file cut short?)"
+    elif fmt == "BMP":
+        if n < 26:
+            return f"truncated BMP: {n} bytes, shorter than its headers"
+        offset, dib = struct.unpack_from("<II", data, 10)
+        if dib == 12:  # OS/2 core header: 16-bit sizes, never compressed
+            w, h, _, bpp = struct.unpack_from("<HHHH", data, 18)
+            compression, size_image = 0, 0
+        elif dib >= 40 and n >= 54:
+            w, h, _, bpp, compression, size_image = struct.unpack_from("<iiHHII", data, 18)
+        else:
+            return f"truncated BMP: {n} bytes, shorter than its {dib}-byte header"
+        if compression in (0, 3, 6):  # BI_RGB, BI_BITFIELDS, BI_ALPHABITFIELDS: plain rows
+            need = offset + (abs(w) * bpp + 31) // 32 * 4 * abs(h)
+        else:  # run-length or embedded JPEG/PNG: the header's byte count, when given
+            need = offset + size_image
+        if n < need:
+            return f"truncated BMP: {n} bytes, its header announces {need} (file cut short?)"
+    return ""
+
+
 def read_frame(path: str | os.PathLike) -> np.ndarray:
     """A frame as stored: uint8 of shape (H, W) or (H, W, 3|4) (BGR order).
+
+    Decoded strictly: an empty or cut-short file (:func:`truncation`) is an error, not
+    the partial image a lenient decoder makes of it.
 
     Raises
     ------
     FrameReadError
-        The file is missing or not a decodable image.
+        The file is missing, empty, cut short or not a decodable image.
     ImageFormatError
         The image is not 8-bit (e.g. a 16-bit PNG).
     """
     path = Path(path)
+    if path.is_dir():
+        raise FrameReadError(f"{path}: a folder, not an image file")
     if not path.is_file():
         raise FrameReadError(f"{path}: frame file not found")
-    image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    try:
+        data = path.read_bytes()
+    except OSError as err:
+        raise FrameReadError(f"{path}: cannot read file ({err.strerror or err})") from None
+    if not data:
+        raise FrameReadError(f"{path}: empty file (0 bytes)")
+    fmt = image_format(data)
+    problem = truncation(data, fmt)
+    if problem:
+        raise FrameReadError(f"{path}: {problem}")
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
     if image is None:
-        raise FrameReadError(f"{path}: not a readable image")
+        what = f"{fmt} data that cannot be decoded" if fmt else "not JPEG, PNG, BMP or TIFF data"
+        raise FrameReadError(f"{path}: not a readable image ({what})")
     if image.dtype != np.uint8:
         raise ImageFormatError(f"{path}: expected an 8-bit image, got dtype {image.dtype}")
     return image
@@ -200,24 +285,69 @@ def neighbour_paths(path: str | os.PathLike, k: int, pattern: str = FRAME_NUMBER
 
 def landmarks_cached(path: str | os.PathLike, sha: str, cfg: AlignConfig, store: FaceStore | None,
                      grey: np.ndarray | None = None) -> Detection:
-    """:func:`find_landmarks` for a frame file, through the store's landmark entries."""
+    """:func:`find_landmarks` for a frame file, through the store's landmark entries.
+
+    A frame that cannot be read is stored as a failure too, marked ``unreadable`` in the
+    entry's meta (such a frame fails at once, without borrowing a neighbour's landmarks).
+    """
     entry = store.read(store.landmark_path(sha, cfg)) if store is not None else None
     if entry is not None:
         arrays, meta = entry
         return Detection(meta["status"], arrays["points"] if meta["status"] != "failed" else None,
                          arrays["box"] if arrays["box"].size else None, meta["n_faces"],
                          meta["reason"], meta["fallback"])
+    unreadable = False
     try:
         det = find_landmarks(grey if grey is not None else read_grey(path), cfg)
     except (FrameReadError, ImageFormatError) as err:
         det = Detection("failed", None, None, 0, reason=_reason(err, Path(path)))
+        unreadable = True
     if store is not None:
         store.write(store.landmark_path(sha, cfg), {
             "points": det.points if det.points is not None else np.zeros((0, 2), np.float32),
             "box": det.box if det.box is not None else np.zeros(0, np.int64),
         }, {"status": det.status, "n_faces": det.n_faces, "reason": det.reason,
-            "fallback": det.fallback})
+            "fallback": det.fallback, "unreadable": unreadable})
     return det
+
+
+def crop_entry(path: str | os.PathLike, sha: str, cfg: AlignConfig, store: FaceStore,
+               neighbours: bool = True) -> Path | None:
+    """Where the crop of this frame, in its clip, is (or will be) stored, as far as the
+    store's landmark entries tell; None when a detection must run first.
+
+    The crop of a frame with a face of its own depends on its bytes and ``cfg`` only;
+    one made with a neighbour's landmarks (fallback 3) on that neighbour's bytes too,
+    and a failure after trying the neighbours on all of theirs. The context is found
+    the way :func:`process_frame` finds it, from landmark entries only (cheap: no image
+    is decoded), so a warm run needs no worker.
+    """
+    own = store.read_meta(store.landmark_path(sha, cfg))
+    if own is None:
+        return None
+    if own["status"] != "failed" or own.get("unreadable") or not neighbours or cfg.neighbour_frames == 0:
+        return store.crop_path(sha, cfg)
+    tried: list[str] = []
+    for other in neighbour_paths(path, cfg.neighbour_frames):
+        try:
+            other_sha = file_sha256(other)
+        except OSError:
+            continue
+        near = store.read_meta(store.landmark_path(other_sha, cfg))
+        if near is None:
+            return None
+        if near["status"] != "failed":
+            return store.crop_path(sha, cfg, _borrowed(other_sha))
+        tried.append(other_sha)
+    return store.crop_path(sha, cfg, _none_usable(tried))
+
+
+def _borrowed(other_sha: str) -> str:
+    return f"landmarks of {other_sha}"
+
+
+def _none_usable(tried: list[str]) -> str:
+    return "no usable neighbour among " + ",".join(tried)
 
 
 @dataclass(frozen=True)
@@ -233,12 +363,16 @@ class FrameResult:
         ``status``, ``reason``, ``fallback``, ``landmark_source`` (file name of the
         neighbouring frame whose landmarks were used, ``given`` for landmarks passed in,
         '' for the frame's own),
-        ``angle_deg``, ``iod_px``, ``n_faces``.
+        ``angle_deg``, ``iod_px``, ``n_faces``, ``face_std`` (:func:`face_std` of the
+        crop; NaN when there is none).
+    entry : Path or None
+        The store's crop entry holding this result (None without a store).
     """
 
     crop: np.ndarray | None
     points: np.ndarray | None
     meta: dict[str, Any] = field(default_factory=dict)
+    entry: Path | None = None
 
 
 def _reason(err: Exception, path: Path) -> str:
@@ -253,6 +387,7 @@ def _failed(reason: str, fallback: str = "", n_faces: int = 0) -> FrameResult:
     return FrameResult(None, None, {
         "status": "failed", "reason": reason, "fallback": fallback, "landmark_source": "",
         "angle_deg": float("nan"), "iod_px": float("nan"), "n_faces": n_faces,
+        "face_std": float("nan"),
     })
 
 
@@ -296,46 +431,59 @@ def process_frame(path: str | os.PathLike, cfg: AlignConfig = AlignConfig(), *,
         sha = sha or file_sha256(path)
     except OSError as err:
         return _failed(f"cannot read file ({err.strerror or err})")
-    crop_file = store.crop_path(sha, cfg) if store is not None else None
-    if crop_file is not None and (entry := store.read(crop_file)) is not None:
-        arrays, meta = entry
-        ok = meta["status"] != "failed"
-        return FrameResult(arrays["crop"] if ok else None, arrays["points"] if ok else None, meta)
-
-    result = _compute(path, sha, cfg, store, neighbours)
     if store is not None:
-        store.write(crop_file, {
-            "crop": result.crop if result.crop is not None else np.zeros((0, 0), np.uint8),
-            "points": result.points if result.points is not None else np.zeros((0, 2), np.float32),
-        }, result.meta)
-    return result
+        known = crop_entry(path, sha, cfg, store, neighbours)
+        if known is not None and (entry := store.read(known)) is not None:
+            arrays, meta = entry
+            ok = meta["status"] != "failed"
+            return FrameResult(arrays["crop"] if ok else None, arrays["points"] if ok else None,
+                               meta, known)
+
+    result, context = _compute(path, sha, cfg, store, neighbours)
+    if store is None:
+        return result
+    crop_file = store.crop_path(sha, cfg, context)
+    store.write(crop_file, {
+        "crop": result.crop if result.crop is not None else np.zeros((0, 0), np.uint8),
+        "points": result.points if result.points is not None else np.zeros((0, 2), np.float32),
+    }, result.meta)
+    return replace(result, entry=crop_file)
 
 
 def process_batch(items: list[tuple[str, str, bool]], cfg: AlignConfig,
                   store_root: str) -> list[dict[str, Any]]:
     """Worker task: :func:`process_frame` on ``(path, sha, neighbours)`` items.
 
-    The crops go to the store; only the small ``meta`` dicts travel back. Lives here, not
-    in :mod:`merlib.faces.run`, so a worker process imports no pandas or dataset readers.
+    The crops go to the store; only the small ``meta`` dicts travel back, each with
+    ``crop_file``: its crop entry relative to ``store_root`` ('' when failed). Lives here,
+    not in :mod:`merlib.faces.run`, so a worker process imports no pandas or dataset readers.
     """
     cv2.setNumThreads(1)  # one process per core already; OpenCV threads would contend
     store = FaceStore(store_root)
-    return [process_frame(path, cfg, store=store, sha=sha, neighbours=nb).meta
-            for path, sha, nb in items]
+    out = []
+    for path, sha, nb in items:
+        res = process_frame(path, cfg, store=store, sha=sha, neighbours=nb)
+        usable = res.meta["status"] != "failed" and res.entry is not None
+        out.append({**res.meta, "crop_file": res.entry.relative_to(store.root).as_posix() if usable else ""})
+    return out
 
 
 def _compute(path: Path, sha: str, cfg: AlignConfig, store: FaceStore | None,
-             neighbours: bool) -> FrameResult:
+             neighbours: bool) -> tuple[FrameResult, str]:
+    """The result and its cache context (see :func:`crop_entry`)."""
     try:
         grey = read_grey(path)
     except (FrameReadError, ImageFormatError) as err:
-        return _failed(_reason(err, path))
+        # Stored as an unreadable frame's landmark entry, so a warm run finds the crop
+        # entry of this failure without a worker (crop_entry).
+        if store is not None:
+            landmarks_cached(path, sha, cfg, store)
+        return _failed(_reason(err, path)), ""
     det = landmarks_cached(path, sha, cfg, store, grey)
-    source = ""
+    source, context = "", ""
     if det.status == "failed" and neighbours and cfg.neighbour_frames > 0:
-        tried = 0
+        tried: list[str] = []
         for other in neighbour_paths(path, cfg.neighbour_frames):
-            tried += 1
             try:
                 other_sha = file_sha256(other)
             except OSError:
@@ -345,23 +493,31 @@ def _compute(path: Path, sha: str, cfg: AlignConfig, store: FaceStore | None,
                 fallback = f"landmarks of neighbouring frame {other.name}"
                 det = Detection("fallback", near.points, near.box, near.n_faces,
                                 det.reason, "; ".join(filter(None, [near.fallback, fallback])))
-                source = other.name
+                source, context = other.name, _borrowed(other_sha)
                 break
+            tried.append(other_sha)
         else:
-            return _failed(det.reason, f"no usable face in {tried} neighbouring frame(s)",
-                           det.n_faces)
+            return _failed(det.reason, f"no usable face in {len(tried)} neighbouring frame(s)",
+                           det.n_faces), _none_usable(tried)
     if det.status == "failed":
-        return _failed(det.reason, n_faces=det.n_faces)
+        return _failed(det.reason, n_faces=det.n_faces), ""
     return _from_points(grey, det.points, cfg, {
         "status": det.status, "reason": det.reason, "fallback": det.fallback,
-        "landmark_source": source, "n_faces": det.n_faces})
+        "landmark_source": source, "n_faces": det.n_faces}), context
 
 
 def _from_points(grey: np.ndarray, points: np.ndarray, cfg: AlignConfig,
                  meta: dict[str, Any]) -> FrameResult:
+    """Align, then check the crop's quality (``cfg.min_face_std``)."""
     aligned = align(grey, points, cfg)
-    return FrameResult(aligned.crop, aligned.points, {
-        **meta, "angle_deg": aligned.angle_deg, "iod_px": aligned.iod_px})
+    std = face_std(aligned, grey.shape)
+    meta = {**meta, "angle_deg": aligned.angle_deg, "iod_px": aligned.iod_px, "face_std": std}
+    if std < cfg.min_face_std:
+        flat = (f"flat crop: grey-level std {std:.1f} inside the face region < "
+                f"min_face_std={cfg.min_face_std:g} (blank or faceless frame?)")
+        return FrameResult(None, None, {**meta, "status": "failed",
+                                        "reason": "; ".join(filter(None, [meta["reason"], flat]))})
+    return FrameResult(aligned.crop, aligned.points, meta)
 
 
 def align(grey: np.ndarray, points: np.ndarray, cfg: AlignConfig = AlignConfig()) -> Aligned:

@@ -7,13 +7,21 @@ or an existing scheduler) and returns the manifest (every job, failed ones inclu
 and the report (every job that is not plainly ``ok``, and every listed sample that is
 not on disk). Cached results are found by the driver without starting any worker, so a
 warm rerun costs one hash per file.
+
+The ``flags`` of the sample table (values a reader or the composite filled in rather
+than read, e.g. an estimated apex) travel with each job into the manifest and, unless
+they are a whole dataset's convention (:data:`CONVENTION_FLAGS`), into the report.
+Outputs are written through unique temporary names, so two runs writing into one
+folder never mix their files.
 """
 from __future__ import annotations
 
 import json
 import logging
 import os
+import tempfile
 import time
+import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,9 +34,10 @@ from merlib.data.composite import megc2019_composite
 from merlib.data.index import DATASET_FOLDERS, index_datasets
 from merlib.data.schema import MACRO_DATASETS
 from merlib.data.selection import macro_frames
+from merlib.errors import ConfigError, DataLayoutError
 from merlib.faces.cache import FaceStore, file_sha256
 from merlib.faces.config import AlignConfig
-from merlib.faces.pipeline import process_batch
+from merlib.faces.pipeline import crop_entry, process_batch
 from merlib.reporting.provenance import Provenance
 
 SETS: tuple[str, ...] = ("composite", "macro")
@@ -38,15 +47,19 @@ STILLS: frozenset[str] = frozenset({"jaffe"})
 JOB_COLUMNS: dict[str, str] = {
     "sample_id": "string", "set": "string", "dataset": "string", "part": "string",
     "subject": "string", "sample": "string", "label": "string", "frame": "Int64",
-    "frame_path": "string",
+    "frame_path": "string", "flags": "string",
 }
 RESULT_COLUMNS: dict[str, str] = {
     "status": "string", "reason": "string", "fallback": "string",
     "landmark_source": "string", "angle_deg": "float64", "iod_px": "float64",
-    "n_faces": "Int64", "sha256": "string", "crop_file": "string",
+    "n_faces": "Int64", "face_std": "float64", "sha256": "string", "crop_file": "string",
 }
 REPORT_COLUMNS: list[str] = ["sample_id", "set", "dataset", "frame_path", "status", "reason",
-                             "fallback"]
+                             "fallback", "flags"]
+#: Flags every sample of a dataset carries by design (SMIC and MUG have no apex
+#: annotation: the middle frame is the documented choice). They stay in the manifest
+#: but do not put an ``ok`` row into the report, which lists what needs a look.
+CONVENTION_FLAGS: frozenset[str] = frozenset({"apex:middle_frame"})
 
 
 def _sample_id(rec: dict[str, Any]) -> str:
@@ -58,7 +71,21 @@ def _sample_id(rec: dict[str, Any]) -> str:
 
 def _jobs_table(rows: Iterable[dict[str, Any]]) -> pd.DataFrame:
     table = pd.DataFrame(list(rows), columns=list(JOB_COLUMNS))
-    return table.astype(JOB_COLUMNS)
+    table = table.astype(JOB_COLUMNS)
+    table["flags"] = table["flags"].fillna("")
+    return table
+
+
+def _notable_flags(flags: pd.Series) -> pd.Series:
+    """Whether each ';'-separated flag list holds a flag other than a dataset convention."""
+    def notable(text: Any) -> bool:
+        if text is None or pd.isna(text):
+            return False
+        return any(f and f not in CONVENTION_FLAGS for f in str(text).split(";"))
+    return flags.map(notable).astype(bool)
+
+
+MISSING_COLUMNS: list[str] = ["set", "dataset", "subject", "sample", "label", "reason"]
 
 
 @dataclass(frozen=True)
@@ -70,8 +97,9 @@ class Jobs:
     table : DataFrame
         One row per image: :data:`JOB_COLUMNS`; ``frame_path`` relative to the data root.
     missing : DataFrame
-        Listed samples not on disk (MEGC2019 composite with ``allow_missing``): columns
-        set, dataset, subject, sample, label.
+        What ``allow_missing`` let through, with the reason: composite samples not on
+        disk, and absent macro dataset folders (subject and sample NA). Columns set,
+        dataset, subject, sample, label, reason.
     """
 
     table: pd.DataFrame
@@ -89,17 +117,33 @@ def build_jobs(data_root: str | os.PathLike, sets: Sequence[str] = SETS, *,
         ``composite``: the apex frame of each MEGC2019 composite sample (SMIC's middle
         frame). ``macro``: the macro transfer images (:func:`merlib.data.selection.macro_frames`).
     allow_missing : bool, default=False
-        Composite samples or macro dataset folders not on disk are reported in
-        ``missing`` (composite) or skipped (macro folders) instead of raising.
+        Composite samples or macro dataset folders not on disk are listed in
+        ``missing`` (and so in the run's report, status ``missing``) instead of raising.
     seed : int, default=0
-        Seed of the MUG frame-count draw.
+        Seed of the MUG frame-count draw, >= 0.
+
+    Returns
+    -------
+    Jobs
+        ``table`` carries each sample's ``flags`` from the index (e.g. an estimated apex).
+
+    Raises
+    ------
+    ConfigError
+        ``sets`` or ``seed`` out of range.
+    DataLayoutError
+        A macro dataset folder is absent and ``allow_missing`` is False.
+    MissingSamplesError
+        Composite samples are not on disk and ``allow_missing`` is False.
     """
     unknown = [s for s in sets if s not in SETS]
-    if unknown or not sets:
-        raise ValueError(f"sets: expected a non-empty subset of {SETS}, got {list(sets)}")
+    if unknown or not sets or isinstance(sets, str):
+        raise ConfigError(f"sets: expected a non-empty subset of {SETS}, got {sets!r}")
+    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
+        raise ConfigError(f"seed: expected an integer >= 0, got {seed!r}")
     root = Path(data_root)
     rows: list[dict[str, Any]] = []
-    missing = pd.DataFrame(columns=["set", "dataset", "subject", "sample", "label"])
+    missing = [pd.DataFrame(columns=MISSING_COLUMNS)]
     if "composite" in sets:
         comp = megc2019_composite(root, allow_missing=allow_missing)
         for rec in comp.table.to_dict("records"):
@@ -107,15 +151,29 @@ def build_jobs(data_root: str | os.PathLike, sets: Sequence[str] = SETS, *,
             rows.append({**{k: rec.get(k) for k in JOB_COLUMNS}, "set": "composite",
                          # The composite list names samples without the part.
                          "sample_id": _sample_id({**rec, "part": None, "frame": None})})
-        missing = comp.missing.assign(set="composite")[list(missing.columns)]
+        missing.append(comp.missing.assign(
+            set="composite", reason="listed in the MEGC2019 composite, not on disk"))
     if "macro" in sets:
         present = [d for d in MACRO_DATASETS if (root / DATASET_FOLDERS[d]).is_dir()]
-        names = present if allow_missing and present else list(MACRO_DATASETS)
-        index = index_datasets(root, names)
-        for rec in macro_frames(index, root, seed=seed).to_dict("records"):
-            rows.append({**{k: rec.get(k) for k in JOB_COLUMNS}, "set": "macro",
-                         "sample_id": _sample_id(rec)})
-    return Jobs(_jobs_table(rows), missing.astype("string").reset_index(drop=True))
+        absent = [d for d in MACRO_DATASETS if d not in present]
+        if absent and not allow_missing:
+            folders = ", ".join(f"{DATASET_FOLDERS[d]}/" for d in absent)
+            raise DataLayoutError(
+                f"macro set: dataset folder(s) {folders} not under data root {root}; "
+                f"pass allow_missing (--allow-missing) to pre-process the others")
+        missing.append(pd.DataFrame({
+            "set": "macro", "dataset": absent, "subject": pd.NA, "sample": pd.NA, "label": pd.NA,
+            "reason": [f"dataset folder {DATASET_FOLDERS[d]}/ not under the data root" for d in absent]}))
+        if present:
+            index = index_datasets(root, present)
+            flags = {(r["dataset"], r["part"], r["subject"], r["sample"]): r["flags"]
+                     for r in index.to_dict("records")}
+            for rec in macro_frames(index, root, seed=seed).to_dict("records"):
+                key = (rec["dataset"], rec["part"], rec["subject"], rec["sample"])
+                rows.append({**{k: rec.get(k) for k in JOB_COLUMNS}, "set": "macro",
+                             "flags": flags.get(key, ""), "sample_id": _sample_id(rec)})
+    gone = pd.concat([m for m in missing if len(m)] or missing[:1], ignore_index=True)
+    return Jobs(_jobs_table(rows), gone[MISSING_COLUMNS].astype("string").reset_index(drop=True))
 
 
 @dataclass(frozen=True)
@@ -136,6 +194,7 @@ class RunResult:
         ``jobs``, ``cached`` (jobs found in the cache), ``computed`` (distinct frame
         contents aligned), ``failed_before_compute`` (missing or unreadable files),
         ``workers`` (processes that computed; 0 when all came from the cache),
+        ``workers_note`` (why fewer workers than requested ran; '' when not capped),
         ``seconds`` (wall, whole run), ``scan_seconds`` (hashing + cache lookups).
     config : AlignConfig
     """
@@ -168,16 +227,22 @@ def _run_serial(items, cfg, store_root, bar) -> list[dict[str, Any]]:
     return out
 
 
-def _run_dask(items, cfg, store_root, bar, workers: int, scheduler: str | None):
+def _run_dask(items, cfg, store_root, bar, workers: int, scheduler: str | None
+              ) -> tuple[list[dict[str, Any]], int]:
+    """``process_batch`` over ``items`` on a local cluster or ``scheduler``: the metas in
+    item order, and the number of workers that ran them."""
     from dask.distributed import Client, LocalCluster, as_completed
 
-    if scheduler is None:
-        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                               dashboard_address=None, silence_logs=logging.ERROR)
-    else:
-        cluster = None
-    client = Client(cluster if cluster is not None else scheduler)
+    cluster = client = None
     try:
+        if scheduler is None:
+            cluster = LocalCluster(
+                n_workers=workers, threads_per_worker=1, processes=True,
+                silence_logs=logging.ERROR, dashboard_address=None,
+                # No dashboard, and its HTTP server on a free port: the default 8787 is
+                # taken by any other run, which prints a warning.
+                scheduler_kwargs={"dashboard": False, "dashboard_address": "127.0.0.1:0"})
+        client = Client(cluster if cluster is not None else scheduler)
         n = workers if cluster is not None else max(1, len(client.scheduler_info()["workers"]))
         # Many small tasks (<= 32 frames, under a second each): idle workers at the end
         # wait at most one task, and the bar moves; Dask's per-task cost is ~1 ms.
@@ -191,11 +256,71 @@ def _run_dask(items, cfg, store_root, bar, workers: int, scheduler: str | None):
             for i, meta in zip(where[fut.key], fut.result()):
                 out[i] = meta
             bar.update(len(where[fut.key]))
-        return out
+        return out, n
     finally:
-        client.close()
-        if cluster is not None:
-            cluster.close()
+        _shutdown(client, cluster)
+
+
+def _shutdown(client, cluster) -> None:
+    """Close the client, then the local cluster, each with a bounded wait.
+
+    Both are closed whatever happened before (the cluster is created inside the
+    ``try`` of :func:`_run_dask`, and a failure to close the client does not skip the
+    cluster): a cluster left open is torn down by the interpreter's exit instead, while
+    its workers still talk to the scheduler, and that is what prints Dask's
+    ``CommClosedError`` tracebacks after an otherwise successful run. Errors met while
+    closing are logged at the debug level only: the results are in hand by then.
+    """
+    log = logging.getLogger(__name__)
+    if client is not None:
+        try:
+            client.close(timeout=30)
+        except Exception as err:  # noqa: BLE001 - shutting down; the results are safe
+            log.debug("closing the Dask client: %r", err)
+    if cluster is not None:
+        try:
+            cluster.close(timeout=30)
+        except Exception as err:  # noqa: BLE001
+            log.debug("closing the local Dask cluster: %r", err)
+
+
+def worker_count(workers: int | None) -> tuple[int, str]:
+    """Local worker processes for a request, capped at :func:`_available_cpus`.
+
+    Returns
+    -------
+    n : int
+        ``workers``, or all cores when None, never more than the cores available (more
+        processes than cores only compete for them, and each loads dlib's models).
+    note : str
+        Why ``n`` differs from the request ('' when it does not).
+
+    Raises
+    ------
+    ConfigError
+        ``workers`` is not an integer >= 1 (or None).
+    """
+    if workers is not None and (not isinstance(workers, (int, np.integer)) or isinstance(workers, bool)
+                                or workers < 1):
+        raise ConfigError(f"workers: expected an integer >= 1 or None (all cores), got {workers!r}")
+    cores = _available_cpus()
+    if workers is None:
+        return cores, ""
+    if workers > cores:
+        return cores, f"workers: {workers} requested, capped at the {cores} cores available"
+    return int(workers), ""
+
+
+def _check_writable(folder: Path, name: str) -> None:
+    """Fail before any work when ``folder`` cannot be created or written (a read-only
+    folder, a path under a regular file): one line naming it, not a worker's traceback."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=folder, prefix=".write-test-")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as err:
+        raise ConfigError(f"{name}: cannot write to {folder} ({err.strerror or err})") from None
 
 
 def preprocess(jobs: Jobs | pd.DataFrame, data_root: str | os.PathLike,
@@ -214,7 +339,9 @@ def preprocess(jobs: Jobs | pd.DataFrame, data_root: str | os.PathLike,
         The cache folder (:class:`~merlib.faces.cache.FaceStore`).
     cfg : AlignConfig
     workers : int, optional
-        Worker processes; default all cores. ``1`` runs in this process (no cluster).
+        Worker processes; default all cores, and never more than the cores available
+        (:func:`worker_count`: a larger request is capped, with a warning and
+        ``stats["workers_note"]``). ``1`` runs in this process (no cluster).
     scheduler : str, optional
         Address of an existing Dask scheduler (``tcp://host:8786``) to run on instead of
         a local cluster; ``workers`` is then ignored. Its workers must see ``data_root``
@@ -225,89 +352,110 @@ def preprocess(jobs: Jobs | pd.DataFrame, data_root: str | os.PathLike,
     Returns
     -------
     RunResult
+
+    Raises
+    ------
+    ConfigError
+        Bad ``jobs`` columns or ``workers``, or a ``store_dir`` that cannot be written
+        (checked before any work).
     """
     from tqdm import tqdm  # the text bar: tqdm.auto warns in kernels without ipywidgets
 
     t0 = time.perf_counter()
     table = jobs.table if isinstance(jobs, Jobs) else jobs
     missing = jobs.missing if isinstance(jobs, Jobs) else pd.DataFrame()
-    absent = [c for c in JOB_COLUMNS if c not in table.columns]
+    absent = [c for c in JOB_COLUMNS if c not in table.columns and c != "flags"]
     if absent:
-        raise ValueError(f"jobs: missing columns {absent}; build them with build_jobs()")
-    if workers is not None and workers < 1:
-        raise ValueError(f"workers: expected >= 1 or None (all cores), got {workers}")
-    n_workers = workers or _available_cpus()
+        raise ConfigError(f"jobs: missing columns {absent}; build them with build_jobs()")
+    if "flags" not in table.columns:  # a hand-made table: nothing was filled in
+        table = table.assign(flags="").astype({"flags": "string"})
+    n_workers, note = worker_count(workers)  # checked even when a scheduler makes it moot
+    if scheduler is not None:
+        n_workers, note = 0, ""
+    if note:
+        warnings.warn(note, stacklevel=2)
     root = Path(data_root)
     store = FaceStore(store_dir)
+    _check_writable(store.root, "store_dir")
 
     results: list[dict[str, Any] | None] = [None] * len(table)
     shas: list[str] = [""] * len(table)
-    todo: dict[str, tuple[str, bool]] = {}  # sha -> (path, neighbours); same bytes once
+    keys: list[tuple[str, str]] = [("", "")] * len(table)
+    # Same bytes are aligned once; a clip's frame also by path, since a frame without a
+    # face of its own borrows its neighbours' landmarks (crop_entry).
+    todo: dict[tuple[str, str], tuple[str, bool]] = {}
     hits = 0
     for i, rec in enumerate(table[["dataset", "frame_path"]].itertuples(index=False)):
         path = root / rec.frame_path
+        neighbours = rec.dataset not in STILLS
         try:
             shas[i] = file_sha256(path)
+        except IsADirectoryError:
+            results[i] = _failed_meta("a folder, not an image file")
+            continue
         except FileNotFoundError:
             results[i] = _failed_meta("frame file not found")
             continue
         except OSError as err:
             results[i] = _failed_meta(f"cannot read file ({err.strerror or err})")
             continue
-        if (meta := store.read_meta(store.crop_path(shas[i], cfg))) is not None:
-            results[i] = meta
+        entry = crop_entry(path, shas[i], cfg, store, neighbours)
+        if entry is not None and (meta := store.read_meta(entry)) is not None:
+            usable = meta["status"] != "failed"
+            results[i] = {**meta, "crop_file": entry.relative_to(store.root).as_posix() if usable else ""}
             hits += 1
-        elif shas[i] not in todo:
-            todo[shas[i]] = (str(path), rec.dataset not in STILLS)
+            continue
+        keys[i] = (shas[i], str(path) if neighbours else "")
+        todo.setdefault(keys[i], (str(path), neighbours))
     scan_seconds = time.perf_counter() - t0
 
-    items = [(path, sha, nb) for sha, (path, nb) in todo.items()]
+    items = [(path, sha, nb) for (sha, _), (path, nb) in todo.items()]
+    used = 0  # processes that computed: 0 when everything came from the cache
     with tqdm(total=len(items), desc="aligning faces", unit="frame", disable=not progress) as bar:
         if not items:
             computed: list[dict[str, Any]] = []
         elif scheduler is None and n_workers == 1:
-            computed = _run_serial(items, cfg, str(store.root), bar)
+            computed, used = _run_serial(items, cfg, str(store.root), bar), 1
         else:
-            computed = _run_dask(items, cfg, str(store.root), bar, n_workers, scheduler)
-    by_sha = {sha: meta for (_, sha, _), meta in zip(items, computed)}
-    for i, sha in enumerate(shas):
+            computed, used = _run_dask(items, cfg, str(store.root), bar, n_workers, scheduler)
+    by_key = dict(zip(todo, computed))
+    for i, key in enumerate(keys):
         if results[i] is None:
-            results[i] = by_sha[sha]
+            results[i] = by_key[key]
 
-    manifest = _manifest(table, results, shas, store, cfg)
+    manifest = _manifest(table, results, shas)
     report = _report(manifest, missing)
     stats = {"jobs": len(table), "cached": hits, "computed": len(items),
-             "failed_before_compute": len(table) - hits - sum(s in by_sha for s in shas),
-             # Processes that computed: 0 when everything came from the cache.
-             "workers": 0 if not items else 1 if scheduler is None and n_workers == 1 else n_workers,
+             "failed_before_compute": len(table) - hits - sum(k in by_key for k in keys),
+             "workers": used,
+             "workers_note": note,
              "seconds": time.perf_counter() - t0, "scan_seconds": scan_seconds}
     return RunResult(manifest, report, store.root, stats, cfg)
 
 
 def _failed_meta(reason: str) -> dict[str, Any]:
     return {"status": "failed", "reason": reason, "fallback": "", "landmark_source": "",
-            "angle_deg": float("nan"), "iod_px": float("nan"), "n_faces": 0}
+            "angle_deg": float("nan"), "iod_px": float("nan"), "n_faces": 0,
+            "face_std": float("nan"), "crop_file": ""}
 
 
-def _manifest(table: pd.DataFrame, results: list[dict[str, Any]], shas: list[str],
-              store: FaceStore, cfg: AlignConfig) -> pd.DataFrame:
-    rows = []
-    for meta, sha in zip(results, shas):
-        crop = ""
-        if meta["status"] != "failed":
-            crop = store.crop_path(sha, cfg).relative_to(store.root).as_posix()
-        rows.append({**{k: meta.get(k) for k in RESULT_COLUMNS}, "sha256": sha, "crop_file": crop})
+def _manifest(table: pd.DataFrame, results: list[dict[str, Any]], shas: list[str]) -> pd.DataFrame:
+    rows = [{**{k: meta.get(k) for k in RESULT_COLUMNS}, "sha256": sha} for meta, sha in zip(results, shas)]
     res = pd.DataFrame(rows, columns=list(RESULT_COLUMNS)).astype(RESULT_COLUMNS)
     return pd.concat([table.reset_index(drop=True), res], axis=1)
 
 
 def _report(manifest: pd.DataFrame, missing: pd.DataFrame) -> pd.DataFrame:
-    bad = manifest.loc[manifest["status"] != "ok", REPORT_COLUMNS]
+    """Rows not plainly ``ok`` (a fallback, a failure, or a notable flag), then the
+    missing samples and datasets."""
+    look = (manifest["status"] != "ok").to_numpy() | _notable_flags(manifest["flags"]).to_numpy()
+    bad = manifest.loc[look, REPORT_COLUMNS]
     if len(missing):
+        reason = missing["reason"] if "reason" in missing.columns else \
+            "listed in the MEGC2019 composite, not on disk"
         gone = missing.assign(
             sample_id=[_sample_id(r) for r in missing.to_dict("records")],
-            frame_path=pd.NA, status="missing",
-            reason="listed in the MEGC2019 composite, not on disk", fallback="")
+            frame_path=pd.NA, status="missing", reason=reason, fallback="", flags="")
         bad = pd.concat([bad, gone[REPORT_COLUMNS]], ignore_index=True)
     return bad.astype("string").reset_index(drop=True)
 
@@ -329,10 +477,10 @@ def write_outputs(result: RunResult, out_dir: str | os.PathLike,
     ``run.json`` holds the settings, the stats, the counts per set and status and, when
     ``provenance`` is given, the data kind (simulated or real) and fingerprint, so
     whatever trains on the crops can label its own results. Each file is written to a
-    temporary name then renamed, like the cache entries.
+    temporary file of a unique name, then renamed over the old one, like the cache entries.
     """
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    _check_writable(out, "out_dir")
     paths = {"manifest": out / "manifest.csv", "report": out / "report.csv", "run": out / "run.json"}
     info = {"config": result.config.as_dict(), "stats": result.stats,
             "counts": summary(result).to_dict(orient="index")}
@@ -340,13 +488,33 @@ def write_outputs(result: RunResult, out_dir: str | os.PathLike,
         info = {"data_kind": provenance.data_kind, "data_fingerprint": provenance.data_fingerprint,
                 "code_version": provenance.code_version, **info}
     for name, path in paths.items():
-        tmp = path.with_name(path.name + ".tmp")
         if name == "run":
-            tmp.write_text(json.dumps(info, indent=1, default=str))
+            _write_atomic(path, lambda fh: fh.write(json.dumps(info, indent=1, default=str)))
         else:
-            getattr(result, name).to_csv(tmp, index=False)
-        os.replace(tmp, path)
+            frame = getattr(result, name)
+            _write_atomic(path, lambda fh, frame=frame: frame.to_csv(fh, index=False))
     return paths
+
+
+#: The process's umask, read once (reading it means setting it): outputs get the mode a
+#: plain open() would give them, not mkstemp's owner-only 0600.
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
+
+
+def _write_atomic(path: Path, write) -> None:
+    """``write(text_file)`` into a temporary file of a unique name in ``path``'s folder,
+    then rename it over ``path``: readers see the old or the new file whole, and two
+    processes writing the same path never share a temporary file (the last rename wins)."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        os.fchmod(fd, 0o666 & ~_UMASK)
+        with os.fdopen(fd, "w", newline="") as fh:
+            write(fh)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def load_crops(manifest: pd.DataFrame, store_dir: str | os.PathLike) -> tuple[np.ndarray, np.ndarray, pd.DataFrame]:

@@ -2,6 +2,8 @@
 re-detecting the landmarks on the output, every fallback, and the cache."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -9,9 +11,10 @@ from merlib.faces import landmarks as lm
 from merlib.faces.align import eye_angle, eye_centres, target_eye_centres
 from merlib.faces.cache import FaceStore, file_sha256
 from merlib.faces.config import AlignConfig
+from merlib.errors import ConfigError
 from merlib.faces.pipeline import (
-    FrameReadError, detection_attempts, figure2_stages, find_landmarks, neighbour_paths, process_frame,
-    read_frame,
+    FrameReadError, detection_attempts, figure2_stages, find_landmarks, image_format, neighbour_paths,
+    process_frame, read_frame, truncation,
 )
 from tests.faces.conftest import face_frame, write
 
@@ -117,29 +120,134 @@ def test_unreadable_missing_and_16_bit_frames_fail_with_the_reason(tmp_path):
     garbage.write_bytes(b"not a jpeg")
     deep = tmp_path / "deep.png"
     cv2.imwrite(str(deep), np.zeros((50, 50), np.uint16))
-    for path, reason in ((garbage, "not a readable image"), (tmp_path / "gone.jpg", "cannot read file"),
-                         (deep, "expected an 8-bit image")):
+    empty = tmp_path / "empty.jpg"
+    empty.touch()
+    text = tmp_path / "notes.png"
+    text.write_text("frame 12 was lost\n")
+    folder = tmp_path / "img2.jpg"
+    folder.mkdir()
+    for path, reason in ((garbage, "not a readable image (not JPEG, PNG, BMP or TIFF data)"),
+                         (tmp_path / "gone.jpg", "cannot read file"),
+                         (deep, "expected an 8-bit image, got dtype uint16"),
+                         (empty, "empty file (0 bytes)"),
+                         (text, "not a readable image (not JPEG, PNG, BMP or TIFF data)"),
+                         (folder, "cannot read file (Is a directory)")):
         r = process_frame(path, neighbours=False)
-        assert r.meta["status"] == "failed" and reason in r.meta["reason"]
+        assert r.meta["status"] == "failed" and r.meta["reason"].startswith(reason), (path, r.meta)
     with pytest.raises(FrameReadError, match="img1.jpg: not a readable image"):
         read_frame(garbage)
+    with pytest.raises(FrameReadError, match="img2.jpg: a folder, not an image file"):
+        read_frame(folder)
+
+
+@pytest.mark.parametrize("ext", ["jpg", "png", "bmp"])
+def test_a_cut_short_frame_fails_instead_of_becoming_a_crop(astronaut_bgr, tmp_path, capfd, ext):
+    whole = write(tmp_path / f"whole.{ext}", face_frame(astronaut_bgr))
+    data = whole.read_bytes()
+    cut = tmp_path / f"img5.{ext}"
+    cut.write_bytes(data[: len(data) * 6 // 10])
+    assert process_frame(whole).meta["status"] == "ok"
+    capfd.readouterr()
+    r = process_frame(cut, neighbours=False)
+    # Before: OpenCV decoded the cut JPEG with a grey lower half into an 'ok' crop, and
+    # printed "Premature end of JPEG file" (no file name) on stderr.
+    assert r.meta["status"] == "failed" and r.crop is None
+    assert r.meta["reason"].startswith(f"truncated {ext.upper().replace('JPG', 'JPEG')}: ")
+    assert "Premature end" not in capfd.readouterr().err
+    with pytest.raises(FrameReadError, match=f"img5.{ext}: truncated"):
+        read_frame(cut)
+
+
+def test_the_whole_files_of_every_simulated_dataset_pass_the_truncation_check(synth_root):
+    counts: dict[str, int] = {}
+    for path in synth_root.rglob("*"):
+        if path.suffix.lower() in {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff"}:
+            data = path.read_bytes()
+            fmt = image_format(data)
+            assert fmt is not None and truncation(data, fmt) == "", path
+            counts[fmt] = counts.get(fmt, 0) + 1
+    assert set(counts) == {"JPEG", "PNG", "BMP", "TIFF"} and sum(counts.values()) > 1000
+
+
+def test_truncation_reads_the_file_structure():
+    assert truncation(b"\xff\xd8\xff\xe0" + b"\x00" * 20, "JPEG").startswith("truncated JPEG: no image data")
+    jpeg = b"\xff\xd8\xff\xda\x00\x08" + b"\x12\xff\x00\x34" * 4
+    assert "no end-of-image marker" in truncation(jpeg, "JPEG")
+    assert truncation(jpeg + b"\xff\xd9", "JPEG") == ""
+    assert truncation(jpeg + b"\xff\xd9" + b"\x00" * 7, "JPEG") == ""  # padding after the end
+    assert truncation(b"BM" + b"\x00" * 10, "BMP") == "truncated BMP: 12 bytes, shorter than its headers"
+    assert truncation(b"anything", None) == ""
+
+
+def _clip_with_a_faceless_frame(photo: np.ndarray, clip: Path, frame9: np.ndarray) -> Path:
+    for n in (7, 8, 10, 11):
+        write(clip / f"img{n}.jpg", face_frame(photo, 0, 1.0 + 0.01 * n))
+    return write(clip / "img9.jpg", frame9)
 
 
 def test_a_faceless_frame_borrows_the_nearest_frames_landmarks(astronaut_bgr, tmp_path):
-    clip = tmp_path / "clip"
-    for n in (7, 8, 10, 11):
-        write(clip / f"img{n}.jpg", face_frame(astronaut_bgr, 0, 1.0 + 0.01 * n))
-    blank = write(clip / "img9.jpg", np.full((480, 640), 128, np.uint8))
-    assert [p.name for p in neighbour_paths(blank, 2)] == ["img8.jpg", "img10.jpg", "img7.jpg", "img11.jpg"]
-    r = process_frame(blank, store=FaceStore(tmp_path / "cache"))
+    # The face upside down: dlib's frontal detector finds nothing, yet the frame is a
+    # real picture, so the crop made with its neighbour's landmarks is kept.
+    upside_down = face_frame(astronaut_bgr, 0, 1.09)[::-1].copy()
+    frame = _clip_with_a_faceless_frame(astronaut_bgr, tmp_path / "clip", upside_down)
+    assert [p.name for p in neighbour_paths(frame, 2)] == ["img8.jpg", "img10.jpg", "img7.jpg", "img11.jpg"]
+    r = process_frame(frame, store=FaceStore(tmp_path / "cache"))
     assert r.meta["status"] == "fallback" and r.meta["landmark_source"] == "img8.jpg"
     assert r.meta["reason"] == "no face found"
     assert "landmarks of neighbouring frame img8.jpg" in r.meta["fallback"]
-    assert r.crop.shape == (256, 256)
-    alone = process_frame(blank, neighbours=False)
+    assert r.crop.shape == (256, 256) and r.meta["face_std"] > 20  # measured: 61
+    alone = process_frame(frame, neighbours=False)
     assert alone.meta["status"] == "failed"
-    off = process_frame(blank, AlignConfig(neighbour_frames=0))
+    off = process_frame(frame, AlignConfig(neighbour_frames=0))
     assert off.meta["status"] == "failed"
+
+
+def test_a_blank_frame_with_borrowed_landmarks_fails_as_a_flat_crop(astronaut_bgr, tmp_path):
+    # Before the quality check this was a 'fallback' crop of flat grey, used for training.
+    blank = _clip_with_a_faceless_frame(astronaut_bgr, tmp_path / "clip", np.full((480, 640), 128, np.uint8))
+    r = process_frame(blank, store=FaceStore(tmp_path / "cache"))
+    assert r.crop is None and r.meta["status"] == "failed"
+    assert r.meta["reason"] == ("no face found; flat crop: grey-level std 0.0 inside the face region "
+                                "< min_face_std=4 (blank or faceless frame?)")
+    assert r.meta["fallback"] == "landmarks of neighbouring frame img8.jpg"
+    assert r.meta["landmark_source"] == "img8.jpg" and r.meta["face_std"] == 0.0
+    # The check can be turned off: then the flat crop is what the caller asked for.
+    kept = process_frame(blank, AlignConfig(min_face_std=0))
+    assert kept.meta["status"] == "fallback" and np.ptp(kept.crop[kept.crop > 0]) == 0
+
+
+def test_flat_crops_fail_with_given_landmarks_too(astronaut_bgr, tmp_path):
+    points = find_landmarks(face_frame(astronaut_bgr, grey=True)).points
+    flat = write(tmp_path / "flat.png", np.full((480, 640), 200, np.uint8))
+    r = process_frame(flat, points=points)
+    assert r.meta["status"] == "failed" and r.meta["reason"].startswith("flat crop: grey-level std 0.0")
+    face = write(tmp_path / "face.png", face_frame(astronaut_bgr))
+    assert process_frame(face, points=points).meta["face_std"] > 20
+
+
+def test_the_crop_entry_follows_the_neighbour_whose_landmarks_were_borrowed(astronaut_bgr, tmp_path):
+    upside_down = face_frame(astronaut_bgr, 0, 1.09)[::-1].copy()
+    frame = _clip_with_a_faceless_frame(astronaut_bgr, tmp_path / "a", upside_down)
+    store = FaceStore(tmp_path / "cache")
+    first = process_frame(frame, store=store)
+    assert first.entry.name.count("-") == 2  # <sha>-<crop_key>-<neighbour context>
+    # Edit the neighbour the landmarks came from: the old entry must not be served.
+    write(frame.parent / "img8.jpg", face_frame(astronaut_bgr, 6, 1.3, (300.0, 220.0)))
+    again = process_frame(frame, store=store)
+    fresh = process_frame(frame)
+    assert again.entry != first.entry
+    assert again.crop.tobytes() == fresh.crop.tobytes() != first.crop.tobytes()
+    # The same bytes in another clip, with other neighbours, are another entry too.
+    other = tmp_path / "b"
+    for n in (8, 10):
+        write(other / f"img{n}.jpg", face_frame(astronaut_bgr, -7, 0.9, (280.0, 190.0)))
+    copy = write(other / "img9.jpg", upside_down)
+    there = process_frame(copy, store=store)
+    assert there.entry not in (first.entry, again.entry)
+    assert there.crop.tobytes() == process_frame(copy).crop.tobytes()
+    # A frame with a face of its own keeps the plain entry, whatever its neighbours.
+    own = process_frame(frame.parent / "img10.jpg", store=store)
+    assert own.entry.name.count("-") == 1
 
 
 def test_given_landmarks_skip_detection(astronaut_bgr, tmp_path, monkeypatch):
@@ -208,7 +316,11 @@ def test_figure2_stages(astronaut_bgr, tmp_path):
 
 
 def test_config_errors_name_the_setting():
-    with pytest.raises(ValueError, match="crop_size: expected >= 8, got 4"):
+    with pytest.raises(ConfigError, match=r"min_face_std: expected in \[0, 128\) grey levels, got -1"):
+        AlignConfig(min_face_std=-1)
+    with pytest.raises(ConfigError, match="min_face_std: expected a number, got 'high'"):
+        AlignConfig(min_face_std="high")
+    with pytest.raises(ConfigError, match="crop_size: expected >= 8, got 4"):
         AlignConfig(crop_size=4)
     with pytest.raises(ValueError, match="crop_size: expected an integer, got 256.5"):
         AlignConfig(crop_size=256.5)
@@ -220,3 +332,6 @@ def test_config_errors_name_the_setting():
     assert AlignConfig(mask_dilation=0.3).detect_key() == AlignConfig().detect_key()
     assert AlignConfig(mask_dilation=0.3).crop_key() != AlignConfig().crop_key()
     assert AlignConfig(upsample=1).detect_key() != AlignConfig().detect_key()
+    # The quality threshold judges crops, not landmarks: landmark entries stay valid.
+    assert AlignConfig(min_face_std=8).detect_key() == AlignConfig().detect_key()
+    assert AlignConfig(min_face_std=8).crop_key() != AlignConfig().crop_key()

@@ -52,13 +52,21 @@ def test_every_job_is_in_the_manifest_and_every_problem_in_the_report(first_run,
     assert set(m["status"]) <= set(STATUSES)
     assert (m.loc[m["status"] == "failed", "crop_file"] == "").all()
     assert (m.loc[m["status"] != "failed", "crop_file"].str.len() > 0).all()
-    not_ok = set(m.loc[m["status"] != "ok", "sample_id"])
+    notable = m["flags"].str.split(";").map(lambda fs: bool(set(fs) - {"", *run_mod.CONVENTION_FLAGS}))
+    not_ok = set(m.loc[(m["status"] != "ok") | notable, "sample_id"])
     assert not_ok == set(rep.loc[rep["status"] != "missing", "sample_id"])
     assert (rep["status"] == "missing").sum() == len(jobs.missing)
     counts = summary(first_run)
     assert counts.loc["composite", "Total"] == 442
     assert counts.loc["Total", "Total"] == len(m) + len(jobs.missing)
     assert first_run.stats["computed"] > 0 and first_run.stats["cached"] == 0
+
+
+def test_no_simulated_crop_fails_the_quality_check(first_run):
+    m = first_run.manifest
+    assert (m["status"] != "failed").all(), m.loc[m["status"] == "failed", ["sample_id", "reason"]]
+    # Measured on the tiny root: 17.9 (Oulu) to 41.3 (MUG), far above the 4.0 threshold.
+    assert m["face_std"].min() > 3 * AlignConfig().min_face_std
 
 
 def test_simulated_crops_are_level_with_eyes_in_place(first_run, synth_root, tmp_path):
@@ -124,7 +132,7 @@ def test_missing_and_unreadable_frames_are_failed_rows(jobs, synth_root, tmp_pat
     m = res.manifest
     assert list(m["status"]) == ["failed", "failed", "ok"]
     assert m.loc[0, "reason"] == "frame file not found"
-    assert m.loc[1, "reason"] == "not a readable image"
+    assert m.loc[1, "reason"] == "not a readable image (not JPEG, PNG, BMP or TIFF data)"
     assert list(res.report["sample_id"]) == list(sub["sample_id"].head(2))
 
 

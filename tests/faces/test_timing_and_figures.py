@@ -26,7 +26,7 @@ def frames(astronaut_bgr, tmp_path):
     jobs = pd.DataFrame({
         "sample_id": [f"s{i}" for i in range(3)], "set": "macro", "dataset": "ckplus", "part": "",
         "subject": "S1", "sample": [f"s{i}" for i in range(3)], "label": ["negative", "positive", "positive"],
-        "frame": [1, 2, 3], "frame_path": [f"CK+/f{i}.png" for i in range(3)],
+        "frame": [1, 2, 3], "frame_path": [f"CK+/f{i}.png" for i in range(3)], "flags": "",
     }).astype(JOB_COLUMNS)
     return root, jobs
 
