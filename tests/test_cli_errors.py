@@ -70,6 +70,12 @@ def test_out_under_a_regular_file_is_one_line_before_any_work(command, tmp_path,
     assert sorted(p.name for p in tmp_path.iterdir()) == ["afile"]
 
 
+def test_out_that_is_a_file_where_a_folder_is_wanted(tmp_path, capsys):
+    (tmp_path / "crops").write_text("a file")
+    assert main(["preprocess", "--data-root", str(tmp_path), "--out", str(tmp_path / "crops")]) == 2
+    assert capsys.readouterr().err == f"merlib preprocess: error: --out: {tmp_path / 'crops'} is a file, not a folder\n"
+
+
 def test_out_that_is_a_folder_where_a_file_is_wanted(tmp_path, capsys):
     (tmp_path / "x.csv").mkdir()
     assert main(["index", "--data-root", str(tmp_path), "--out", str(tmp_path / "x.csv")]) == 2

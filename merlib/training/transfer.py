@@ -39,8 +39,10 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import tempfile
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -175,24 +177,44 @@ def _segment(cfg: TrainConfig, first_epoch: int) -> dict[str, Any]:
 _SEGMENT_SETTINGS: tuple[str, ...] = ("device", "num_threads", "torch")
 
 
+def _atomic_write(path: Path, write: Callable[[Path], None]) -> None:
+    """``write`` to a temporary file beside ``path``, then rename it over ``path``: a kill
+    leaves the old file or the new one, never half of one. The temporary name is unique,
+    so two processes writing the same folder do not write through each other's file."""
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        write(tmp)
+        os.chmod(tmp, 0o644)  # mkstemp makes it private; results are meant to be shared
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 def _atomic_save_safetensors(tensors: dict[str, torch.Tensor], path: Path, meta: dict[str, str]) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(tmp), metadata=meta)
-    os.replace(tmp, path)
+    plain = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
+    _atomic_write(path, lambda tmp: save_file(plain, str(tmp), metadata=meta))
 
 
 def _atomic_torch_save(obj: dict[str, Any], path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    _atomic_write(path, lambda tmp: torch.save(obj, tmp))
+
+
+def _atomic_text(text: str, path: Path) -> None:
+    _atomic_write(path, lambda tmp: tmp.write_text(text))
 
 
 def _check_resumable(saved: dict[str, Any], cfg: TrainConfig, fingerprint: str, out_dir: Path) -> None:
-    now = cfg.as_dict()
-    for key, value in saved["config"].items():
-        if key not in RESUMABLE_CHANGES and now.get(key) != value:
-            raise ConfigError(f"cfg: {out_dir / STATE_FILE} was trained with {key}={value!r}, this "
-                             f"call has {key}={now.get(key)!r}; use another out_dir or resume=False")
+    now, then = cfg.as_dict(), saved["config"]
+    for key in sorted(set(then) | set(now)):
+        if key in RESUMABLE_CHANGES or then.get(key) == now.get(key):
+            continue
+        # A setting only one side has: the state comes from another merlib version.
+        was = f"{key}={then[key]!r}" if key in then else f"no setting {key} (another merlib version)"
+        has = f"{key}={now[key]!r}" if key in now else f"no setting {key} (another merlib version)"
+        raise ConfigError(f"cfg: {out_dir / STATE_FILE} was trained with {was}, this call has {has}; "
+                         f"use another out_dir or resume=False")
     if saved["data_fingerprint"] != fingerprint:
         raise ConfigError(f"crops: {out_dir / STATE_FILE} was trained on data {saved['data_fingerprint']}, "
                          f"these crops are {fingerprint}; use another out_dir or resume=False")
@@ -307,7 +329,7 @@ def train_macro(crops: CropSet, cfg: TrainConfig = TrainConfig(), out_dir: str |
             epoch_meta = {**meta, "epoch": str(best_epoch)}
             _atomic_save_safetensors(model.state_dict(), out / MODEL_FILE, epoch_meta)
             _atomic_save_safetensors(feature_extractor_state(model), out / EXTRACTOR_FILE, epoch_meta)
-        pd.DataFrame(curves).to_csv(out / CURVES_FILE, index=False)
+        _atomic_text(pd.DataFrame(curves).to_csv(index=False), out / CURVES_FILE)
         segments[-1]["last_epoch"] = epoch + 1
         state = {"epoch": epoch + 1, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
                  "torch_rng": torch.get_rng_state(), "data_rng": generator.get_state(),
@@ -339,7 +361,7 @@ def train_macro(crops: CropSet, cfg: TrainConfig = TrainConfig(), out_dir: str |
         "files": {"model": MODEL_FILE, "feature_extractor": EXTRACTOR_FILE, "curves": CURVES_FILE,
                   "state": STATE_FILE},
     }
-    (out / RECORD_FILE).write_text(json.dumps(record, indent=1))
+    _atomic_text(json.dumps(record, indent=1), out / RECORD_FILE)
     return TransferResult(out, pd.DataFrame(curves), best_epoch, best_acc, record)
 
 
@@ -347,8 +369,8 @@ def load_transfer(out_dir: str | os.PathLike) -> TransferResult:
     """A finished run's result, read back from its ``out_dir``.
 
     Checks, without loading the weights, that ``transfer.json`` is a merlib record whose
-    ``config`` is a valid :class:`~merlib.config.TrainConfig` (so ``arch`` and
-    ``image_size`` are always there), that ``curves.csv`` reads, and that both
+    ``config`` names ``arch`` and ``image_size`` (:attr:`TransferResult.arch`,
+    :attr:`TransferResult.image_size`), that ``curves.csv`` reads, and that both
     safetensors files are whole and were written by the same run (their header metadata
     carries ``arch`` and ``image_size``).
 
@@ -371,16 +393,20 @@ def load_transfer(out_dir: str | os.PathLike) -> TransferResult:
     missing = [k for k in _RECORD_KEYS if not isinstance(record, dict) or k not in record]
     if missing:
         raise BrokenFileError(f"{record_path}: not a merlib transfer record (missing {missing}); {fix}")
-    try:
-        cfg = TrainConfig.from_dict(record["config"])
-    except (ConfigError, TypeError) as err:
-        raise BrokenFileError(f"{record_path}: its config is not valid ({err}); {fix}") from None
+    # Only what a loader needs is required: a record of an older merlib, whose other
+    # settings have since changed name, still names its backbone and input side.
+    config = record["config"]
+    arch = config.get("arch") if isinstance(config, dict) else None
+    size = config.get("image_size") if isinstance(config, dict) else None
+    if not isinstance(arch, str) or not isinstance(size, int) or isinstance(size, bool):
+        raise BrokenFileError(f"{record_path}: its config lacks a valid arch and image_size "
+                              f"(got arch={arch!r}, image_size={size!r}); {fix}")
     for name in (MODEL_FILE, EXTRACTOR_FILE):
         meta = _safetensors_metadata(out / name, fix)
         said = {k: meta.get(k) for k in ("arch", "image_size")}
-        if said != {"arch": cfg.arch, "image_size": str(cfg.image_size)}:
+        if said != {"arch": arch, "image_size": str(size)}:
             raise BrokenFileError(f"{out / name}: written for {said}, but {record_path} says "
-                                 f"arch={cfg.arch!r}, image_size={cfg.image_size}; {fix}")
+                                 f"arch={arch!r}, image_size={size}; {fix}")
     try:
         curves = pd.read_csv(out / CURVES_FILE)
     except FileNotFoundError:

@@ -39,6 +39,8 @@ def test_files_record_and_extractor(straight, macro):
             for s in record["segments"]] == [
         {"first_epoch": 1, "last_epoch": 2, "device": "cpu", "num_threads": 1}]
     assert record["mixed_settings"] is False and record["notes"] == []
+    # Every file went through a uniquely named temporary file, renamed into place.
+    assert not [p.name for p in out.iterdir() if p.name.endswith(".tmp")]
     assert record["provenance"]["data_fingerprint"] == macro.fingerprint()
     assert record["provenance"]["code_version"].startswith("merlib")
     assert not set(record["val_subjects"]) & set(record["train_subjects"])
@@ -153,6 +155,29 @@ def test_load_transfer_names_the_broken_file(straight, tmp_path, name, damage, e
         (tmp_path / name).write_bytes(damage((tmp_path / name).read_bytes()))
     with pytest.raises(error, match=rf"^{tmp_path}/{message}.*rerun `merlib train-macro --out {tmp_path}`$"):
         load_transfer(tmp_path)
+
+
+def test_load_transfer_needs_arch_and_image_size_only(straight, tmp_path):
+    shutil.copytree(straight.out_dir, tmp_path, dirs_exist_ok=True)
+    rec = json.loads((tmp_path / "transfer.json").read_text())
+    rec["config"]["renamed_in_a_later_version"] = rec["config"].pop("lr")
+    (tmp_path / "transfer.json").write_text(json.dumps(rec))
+    assert load_transfer(tmp_path).image_size == 64  # an older record still loads
+    del rec["config"]["image_size"]
+    (tmp_path / "transfer.json").write_text(json.dumps(rec))
+    with pytest.raises(BrokenFileError, match=r"transfer.json: its config lacks a valid arch and image_size "
+                                              r"\(got arch='mobilevit_xxs', image_size=None\)"):
+        load_transfer(tmp_path)
+
+
+def test_resume_names_a_setting_of_another_version(straight, macro, tmp_path):
+    shutil.copytree(straight.out_dir, tmp_path, dirs_exist_ok=True)
+    state = torch.load(tmp_path / "state.pt", weights_only=True)
+    state["config"]["balanced"] = True  # a setting an earlier merlib had
+    torch.save(state, tmp_path / "state.pt")
+    with pytest.raises(ConfigError, match=r"was trained with balanced=True, this call has no setting balanced "
+                                          r"\(another merlib version\)"):
+        train_macro(macro, tiny_train_cfg(epochs=3), tmp_path)
 
 
 def test_load_transfer_refuses_weights_of_another_image_size(straight, tmp_path):
