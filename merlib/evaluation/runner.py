@@ -18,6 +18,7 @@ import os
 import shutil
 import uuid
 import warnings
+import zipfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -319,9 +320,9 @@ class TaskStore:
                 with np.load(self.folder / f"{stem}.npz", allow_pickle=False) as z:
                     out.update({name: z[name] for name in meta["arrays"]})
             for name, dtypes in meta["frames"].items():
-                frame = pd.read_csv(self.folder / f"{stem}.{name}.csv", float_precision="round_trip")
+                frame = pd.read_csv(self.folder / f"{stem}.{name}.csv")
                 out[name] = frame.astype(dtypes)[list(dtypes)]
-        except (OSError, ValueError, KeyError, TypeError) as err:
+        except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile) as err:
             warnings.warn(f"{meta_path}: stored task result unreadable ({err}); running the task again",
                           stacklevel=2)
             return None
