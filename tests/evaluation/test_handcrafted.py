@@ -200,3 +200,16 @@ def test_clip_references_through_the_cache(synth_root, tmp_path, monkeypatch):
         hc.reference_predictions(crops, ("hoof_svm",))
     with pytest.raises(ConfigError, match="names"):
         hc.reference_predictions(crops, ("knn",))
+
+
+def test_align_clip_is_deterministic(synth_root):
+    from merlib.data.composite import megc2019_composite
+    from merlib.faces.clips import ClipConfig, align_clip
+
+    row = megc2019_composite(synth_root, allow_missing=True).table.iloc[1]
+    a = align_clip(row, synth_root, clip_cfg=ClipConfig(size=32, n_frames=5))
+    b = align_clip(row, synth_root, clip_cfg=ClipConfig(size=32, n_frames=5))
+    np.testing.assert_array_equal(a.frames, b.frames)
+    np.testing.assert_array_equal(a.key_frames, b.key_frames)
+    assert a.frames.shape == (5, 32, 32) and a.landmark_source == b.landmark_source
+    assert a.n_source_frames == int(row["offset_frame"]) - int(row["onset_frame"]) + 1
