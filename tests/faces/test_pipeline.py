@@ -230,21 +230,21 @@ def test_the_crop_entry_follows_the_neighbour_whose_landmarks_were_borrowed(astr
     frame = _clip_with_a_faceless_frame(astronaut_bgr, tmp_path / "a", upside_down)
     store = FaceStore(tmp_path / "cache")
     first = process_frame(frame, store=store)
-    assert first.entry.name.count("-") == 2  # <sha>-<crop_key>-<neighbour context>
-    # Edit the neighbour the landmarks came from: the old entry must not be served.
+    # Edit the neighbour the landmarks came from: the old entry must not be served
+    # (before, the entry was keyed by the frame's own bytes only, and was).
     write(frame.parent / "img8.jpg", face_frame(astronaut_bgr, 6, 1.3, (300.0, 220.0)))
     again = process_frame(frame, store=store)
     fresh = process_frame(frame)
-    assert again.entry != first.entry
     assert again.crop.tobytes() == fresh.crop.tobytes() != first.crop.tobytes()
-    # The same bytes in another clip, with other neighbours, are another entry too.
+    # The same bytes in another clip, with other neighbours, give their own crop too.
     other = tmp_path / "b"
     for n in (8, 10):
         write(other / f"img{n}.jpg", face_frame(astronaut_bgr, -7, 0.9, (280.0, 190.0)))
     copy = write(other / "img9.jpg", upside_down)
     there = process_frame(copy, store=store)
-    assert there.entry not in (first.entry, again.entry)
-    assert there.crop.tobytes() == process_frame(copy).crop.tobytes()
+    assert there.crop.tobytes() == process_frame(copy).crop.tobytes() != again.crop.tobytes()
+    assert first.entry.name.count("-") == 2  # <sha>-<crop_key>-<neighbour context>
+    assert len({first.entry, again.entry, there.entry}) == 3
     # A frame with a face of its own keeps the plain entry, whatever its neighbours.
     own = process_frame(frame.parent / "img10.jpg", store=store)
     assert own.entry.name.count("-") == 1
