@@ -10,9 +10,12 @@ import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from merlib.data.schema import DATASETS
+
+if TYPE_CHECKING:
+    from merlib.training.data import CropSet
 
 #: Seeds reach numpy, torch and Python's ``random``; numpy's legacy seeding takes 0..2**32-1.
 SEED_MAX = 2**32 - 1
@@ -133,7 +136,7 @@ def _cap_workers(args: argparse.Namespace) -> int | None:
     return workers
 
 
-def _load_crops(path: Path, set_name: str | None):
+def _load_crops(path: Path, set_name: str | None) -> CropSet:
     """:func:`~merlib.training.data.load_crop_set`, with the decoders' own errors (a
     garbage or cut-short ``.npz``, a broken crop store) turned into one line naming the file."""
     import zipfile
@@ -146,6 +149,10 @@ def _load_crops(path: Path, set_name: str | None):
         return load_crop_set(path, set=set_name)
     except MerlibError:
         raise
+    except KeyError as err:  # a manifest.csv without a column the crop store needs
+        raise BrokenFileError(f"--crops: {path} cannot be read as a crop set (its table lacks the column "
+                              f"{err.args[0]!r}); expected a `merlib preprocess` folder or a crops.npz "
+                              "written by merlib") from None
     except (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error) as err:
         text = str(err).strip()
         # numpy reads a file that is no zip as a pickle, which allow_pickle=False refuses:

@@ -131,3 +131,17 @@ def test_crops_that_are_not_an_npz_name_the_file(macro_npz, tmp_path, capsys, co
     assert _one_line_error(capsys, "train-macro") == (
         f"--crops: {bad} cannot be read as a crop set ({reason}); expected a `merlib preprocess` folder "
         "or a crops.npz written by merlib")
+
+
+@pytest.mark.parametrize("manifest, reason", [
+    (b"a,b\n1,2\n", "its table lacks the column 'status'"),
+    (bytes(range(128, 256)) * 8, "UnicodeDecodeError: 'utf-8' codec can't decode byte 0x80"),
+])
+def test_crops_folder_with_a_foreign_manifest_names_it(tmp_path, capsys, manifest, reason):
+    folder = tmp_path / "crops"
+    folder.mkdir()
+    (folder / "manifest.csv").write_bytes(manifest)
+    # Before: a KeyError or UnicodeDecodeError traceback.
+    assert main(["train-macro", "--crops", str(folder), "--out", str(tmp_path / "t"), "--quiet"]) == 2
+    msg = _one_line_error(capsys, "train-macro")
+    assert msg.startswith(f"--crops: {folder} cannot be read as a crop set ({reason}")
