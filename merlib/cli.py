@@ -103,10 +103,10 @@ def _check_out(path: Path, *, is_file: bool) -> None:
     probe = target
     while not probe.exists() and probe != probe.parent:  # exists() is False under a file too
         probe = probe.parent
-    if probe == target and not probe.is_dir():
-        raise OutputError(f"--out: {target} is a file, not a folder")
+    if probe == path and not probe.is_dir():
+        raise OutputError(f"--out: {path} is a file, not a folder")
     if not probe.is_dir():
-        raise OutputError(f"--out: cannot create {target}: {probe} is a file, not a folder")
+        raise OutputError(f"--out: cannot create {path}: {probe} is a file, not a folder")
     try:
         fd, name = tempfile.mkstemp(prefix=".merlib-write-test-", dir=probe)
         os.close(fd)

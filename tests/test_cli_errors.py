@@ -65,8 +65,8 @@ def test_out_under_a_regular_file_is_one_line_before_any_work(command, tmp_path,
     args[out] = f"afile/sub/{args[out]}"
     assert main([command, *args]) == 2
     err = capsys.readouterr().err
-    target = "afile/sub" if command in ("index", "composite") else f"afile/sub/{BASE[command][out]}"
-    assert err == f"merlib {command}: error: --out: cannot create {target}: afile is a file, not a folder\n"
+    assert err == (f"merlib {command}: error: --out: cannot create afile/sub/{BASE[command][out]}: "
+                   "afile is a file, not a folder\n")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["afile"]
 
 
