@@ -23,6 +23,7 @@ with fp32 (:data:`INT8_MIN_AGREEMENT`), never assumed.
 from __future__ import annotations
 
 import io
+import logging
 import os
 import tempfile
 import warnings
@@ -213,8 +214,14 @@ def quantize_int8(onnx_model: bytes, calibration: np.ndarray, *, per_channel: bo
         def get_next(self) -> dict[str, np.ndarray] | None:
             return next(self._items, None)
 
+    root_logger = logging.getLogger()
+    level = root_logger.level
     with tempfile.TemporaryDirectory() as tmp:
         fp32, pre, out = (Path(tmp) / n for n in ("fp32.onnx", "pre.onnx", "int8.onnx"))
+        # The quantiser logs a warning per LayerNorm / Conv bias it leaves in float
+        # ("Expected bias ... to be an initializer") on the root logger: expected here
+        # (biases that are computed by folded graphs stay fp32), and hundreds of lines.
+        root_logger.setLevel(logging.ERROR)
         fp32.write_bytes(onnx_model)
         # Shape inference and graph clean-up first, as onnxruntime recommends for
         # quantisation; skip its optimizer pass (the session optimises anyway).
@@ -222,4 +229,5 @@ def quantize_int8(onnx_model: bytes, calibration: np.ndarray, *, per_channel: bo
         quantize_static(str(pre), str(out), _Reader(), quant_format=QuantFormat.QDQ,
                         activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
                         per_channel=per_channel)
+        root_logger.setLevel(level)
         return out.read_bytes()

@@ -226,6 +226,7 @@ class FaceTracker:
         self.box: np.ndarray | None = None
         self._since = 0
         self._bias = np.zeros(2)
+        self._misses = 0
 
     def _detect(self, grey: np.ndarray) -> np.ndarray | None:
         cfg = self.cfg
@@ -244,8 +245,15 @@ class FaceTracker:
         if self.box is None or self._since >= self.detect_every:
             box = self._detect(grey)
             self._since = 0
+            if box is None and self.box is not None:
+                self._misses += 1
+                if self._misses >= 2:
+                    # Two scheduled detections in a row found nothing: the face has
+                    # left (or turned away); stop fitting landmarks to an empty box.
+                    self.box, self._misses = None, 0
+                    return None
             if box is not None:
-                detected = True
+                detected, self._misses = True, 0
                 # The detector's box of a still face wobbles by a tenth of its size, and
                 # the landmark fit follows the box: keep the carried box while the
                 # detection confirms it, so re-detection adds no motion of its own.

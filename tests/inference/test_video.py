@@ -77,3 +77,15 @@ def test_bad_inputs_are_clear_errors(bundle_dir: Path, tmp_path: Path) -> None:
     cv2.imwrite(str(still), np.full((120, 160), 90, np.uint8))
     with pytest.raises(NoFaceError, match="no face in 1 image"):
         predict_path(Predictor(bundle_dir), still)
+
+
+def test_tracker_drops_a_face_that_left(clip_video) -> None:
+    from merlib.inference.video import FaceTracker, grey_of
+
+    video, _ = clip_video
+    face_frame = grey_of(next(iter(open_source(video))))
+    tracker = FaceTracker(detect_every=2)
+    seen = [tracker.update(g) is not None for g in [face_frame] * 3 + [np.full_like(face_frame, 128)] * 5]
+    # Tracked while the face is there; carried over one failed detection; dropped at the second.
+    assert seen[:3] == [True, True, True]
+    assert seen[-1] is False
