@@ -36,6 +36,7 @@ OPTIMIZERS: tuple[str, ...] = ("sgd", "adam")
 CLASSIFIERS: tuple[str, ...] = ("svm", "softmax")
 TRANSFER_LOADS: tuple[str, ...] = ("blocks", "full")
 SELECTIONS: tuple[str, ...] = ("inner", "leaky_test")
+BALANCES: tuple[str, ...] = ("augment", "sampler", "none")
 
 
 #: Largest seed: seeds reach numpy, torch and Python's ``random``, and numpy's legacy
@@ -102,8 +103,12 @@ class NetworkConfig:
         Probability that a training image gets pixel perturbation (paper: 0.3).
     perturb_max : int, default=20
         Largest perturbation, grey levels out of 255 (paper: 20).
-    balanced : bool, default=True
-        Balanced batches: the same number of samples per class in each iteration.
+    balance : {"augment", "sampler", "none"}, default="augment"
+        Class balancing of the training set. ``augment`` (the paper's): the minority
+        classes are topped up to the largest class's count with small random shifts
+        and horizontal flips of their own crops (:mod:`merlib.faces.balance`), batches
+        shuffled. ``sampler``: no new crops, every batch holds the same number of
+        samples per class (the alternative, an ablation row). ``none``: shuffled.
     seed : int, default=0
     num_threads : int, default=1
         torch intra-op threads, fixed so two runs compute the same sums.
@@ -122,7 +127,7 @@ class NetworkConfig:
     epochs: int = 100
     perturb_p: float = 0.3
     perturb_max: int = 20
-    balanced: bool = True
+    balance: str = "augment"
     seed: int = 0
     num_threads: int = 1
     device: str = "cpu"
@@ -147,7 +152,7 @@ class NetworkConfig:
             ("perturb_p", num(self.perturb_p) and 0 <= self.perturb_p <= 1, "in [0, 1]"),
             ("perturb_max", _is_int(self.perturb_max) and 0 <= self.perturb_max <= 255,
              "an int in 0..255"),
-            ("balanced", isinstance(self.balanced, bool), "a bool"),
+            ("balance", self.balance in BALANCES, f"one of {BALANCES}"),
             ("seed", _is_int(self.seed) and 0 <= self.seed <= SEED_MAX, f"an int in 0..{SEED_MAX}"),
             ("num_threads", _is_int(self.num_threads) and self.num_threads >= 1, "an int >= 1"),
         ]
@@ -211,6 +216,11 @@ class FinetuneConfig(NetworkConfig):
     svm_inner_splits : int, default=3
         Group folds over the training subjects for the SVM's own search.
     svm_class_weight : {"balanced", None}, default="balanced"
+    bn_recalibrate : bool, default=True
+        After the last epoch, recompute every BatchNorm's running statistics on the
+        training crops (:func:`merlib.training.engine.recalibrate_batchnorm`). Without
+        it, a short fine-tuning predicts with statistics of its early weights, and
+        eval-mode predictions fall to chance (measured: ``bench/learning_probe.py``).
     """
 
     optimizer: str = "adam"
@@ -225,6 +235,7 @@ class FinetuneConfig(NetworkConfig):
     svm_kernels: tuple[str, ...] = ("linear", "rbf")
     svm_inner_splits: int = 3
     svm_class_weight: str | None = "balanced"
+    bn_recalibrate: bool = True
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -239,6 +250,7 @@ class FinetuneConfig(NetworkConfig):
              "a non-empty tuple of SVC kernels"),
             ("svm_inner_splits", isinstance(self.svm_inner_splits, int) and self.svm_inner_splits >= 2, "an int >= 2"),
             ("svm_class_weight", self.svm_class_weight in ("balanced", None), "'balanced' or None"),
+            ("bn_recalibrate", isinstance(self.bn_recalibrate, bool), "a bool"),
         ]
         for name, ok, expected in checks:
             if not ok:

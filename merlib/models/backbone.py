@@ -126,7 +126,10 @@ def create_backbone(arch: str = "mobilevit_s", *, num_classes: int = len(LABELS)
     """
     spec = _spec(arch)
     timm = import_timm()
-    extra = {"img_size": image_size} if spec.sized else {}
+    # Convolutional networks pool with a plain mean over H, W ("fastavg"): the same
+    # numbers as adaptive average pooling, whose CUDA backward has no deterministic
+    # kernel (torch.use_deterministic_algorithms would refuse it). ViTs pool tokens.
+    extra = {"img_size": image_size} if spec.sized else {"global_pool": "fastavg"}
     model = timm.create_model(spec.timm_name, pretrained=False, num_classes=num_classes,
                               in_chans=1, drop_rate=drop_rate, **extra)
     model.merlib_arch = arch

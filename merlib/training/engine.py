@@ -13,6 +13,7 @@ cross-entropy alone.
 """
 from __future__ import annotations
 
+import os
 import zlib
 
 import numpy as np
@@ -22,9 +23,14 @@ from torch import nn
 
 from merlib.config import NetworkConfig
 from merlib.errors import ConfigError
+from merlib.faces.balance import balance_training_set
 from merlib.models.backbone import input_normalisation, l2_parameters
 from merlib.models.features import embed
 from merlib.training.data import CropDataset, CropSet, PixelPerturbation, eval_loader, train_loader
+
+#: Largest shift of class balancing, fraction of the crop side (the paper's "small":
+#: 10 px at its 256 px).
+BALANCE_SHIFT_FRACTION = 10 / 256
 
 
 def derive_seed(base: int, *keys: int | str) -> int:
@@ -39,7 +45,21 @@ def derive_seed(base: int, *keys: int | str) -> int:
 
 
 def seed_everything(seed: int, num_threads: int) -> torch.Generator:
-    """Seed torch, fix its thread count and ask for deterministic kernels.
+    """Seed torch, fix its thread count and ask for deterministic kernels, CPU and GPU.
+
+    What PyTorch's reproducibility notes require, all set here:
+
+    - ``CUBLAS_WORKSPACE_CONFIG=:4096:8`` (cuBLAS picks reduction orders per workspace
+      otherwise). It is read when the CUDA context starts, so it is put in the
+      environment unless already set; a process that touched CUDA before its first call
+      here keeps what it had (set the variable before starting such a process).
+    - ``torch.use_deterministic_algorithms(True)``: an op with no deterministic CUDA
+      kernel then raises instead of silently varying. The one such op on the path of the
+      convolutional backbones, adaptive average pooling's backward, is not used:
+      :func:`~merlib.models.backbone.create_backbone` pools with a plain mean over H, W
+      (deterministic backward), the same numbers forward.
+    - cuDNN: ``deterministic = True`` and ``benchmark = False`` (benchmarking picks the
+      fastest, not the same, convolution algorithm per run).
 
     Returns
     -------
@@ -47,11 +67,12 @@ def seed_everything(seed: int, num_threads: int) -> torch.Generator:
         A separate stream for data order and augmentation (model init and dropout use
         the global one seeded here).
     """
-    torch.manual_seed(seed)
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.manual_seed(seed)  # seeds every CUDA device too
     torch.set_num_threads(num_threads)
-    # warn_only: the few kernels without a deterministic version warn instead of failing;
-    # on CPU the ones MobileViT uses are deterministic.
-    torch.use_deterministic_algorithms(True, warn_only=True)
+    torch.use_deterministic_algorithms(True)
+    torch.backends.cudnn.deterministic = True
+    torch.backends.cudnn.benchmark = False
     return torch.Generator().manual_seed(seed + 1)
 
 
@@ -80,10 +101,26 @@ def make_optimizer(model: nn.Module, cfg: NetworkConfig) -> torch.optim.Optimize
 
 def make_datasets(crops: CropSet, cfg: NetworkConfig, model: nn.Module,
                   generator: torch.Generator) -> tuple[CropDataset, CropDataset]:
-    """(training view with perturbation, evaluation view without) of ``crops``."""
+    """(training view, evaluation view) of ``crops``.
+
+    The training view is class-balanced as ``cfg.balance`` says and perturbed
+    (``cfg.perturb_p``); the evaluation view is the crops as they are. With
+    ``balance="augment"`` (the paper's), the minority classes are topped up to the
+    largest class's count with small shifts and horizontal flips of their own crops
+    (:func:`merlib.faces.balance.balance_training_set`); ``crops`` is always a training
+    split, so nothing of a test subject is augmented. Its seed is drawn from
+    ``generator``, so the same seed gives the same new crops.
+    """
     mean, std = input_normalisation(model)
     perturb = PixelPerturbation(cfg.perturb_p, cfg.perturb_max) if cfg.perturb_p > 0 else None
-    train = CropDataset(crops.X, crops.y, image_size=cfg.image_size, mean=mean, std=std,
+    X, y = crops.X, crops.y
+    if cfg.balance == "augment":
+        seed = int(torch.randint(0, 2**31 - 1, (1,), generator=generator))
+        # The paper's "small" shift, 10 px at 256 px (4 % of the side), at any crop size.
+        shift = max(1, round(BALANCE_SHIFT_FRACTION * X.shape[1]))
+        balanced = balance_training_set(X, y, np.arange(len(y)), seed=seed, max_shift_px=shift)
+        X, y = balanced.X, balanced.y
+    train = CropDataset(X, y, image_size=cfg.image_size, mean=mean, std=std,
                         perturb=perturb, generator=generator)
     plain = CropDataset(crops.X, crops.y, image_size=cfg.image_size, mean=mean, std=std)
     return train, plain
@@ -92,7 +129,8 @@ def make_datasets(crops: CropSet, cfg: NetworkConfig, model: nn.Module,
 def train_epoch(model: nn.Module, dataset: CropDataset, cfg: NetworkConfig,
                 optimizer: torch.optim.Optimizer, generator: torch.Generator,
                 device: torch.device, *, keep_eval: tuple[nn.Module, ...] = ()) -> dict[str, float]:
-    """One pass of balanced (or shuffled) batches; returns mean ``loss`` and ``acc``.
+    """One pass over ``dataset`` in shuffled (``cfg.balance="sampler"``: class-balanced)
+    batches; returns mean ``loss`` and ``acc`` (train mode: batch statistics, dropout).
 
     ``keep_eval`` modules stay in eval mode: frozen stages must not update their
     BatchNorm running statistics either.
@@ -101,7 +139,9 @@ def train_epoch(model: nn.Module, dataset: CropDataset, cfg: NetworkConfig,
     for module in keep_eval:
         module.eval()
     total, correct, loss_sum = 0, 0, 0.0
-    for images, labels in train_loader(dataset, cfg.batch_size, balanced=cfg.balanced, generator=generator):
+    # "augment" balanced the dataset itself; only "sampler" balances each batch.
+    batches = train_loader(dataset, cfg.batch_size, balanced=cfg.balance == "sampler", generator=generator)
+    for images, labels in batches:
         images, labels = images.to(device), labels.to(device)
         logits = model(images)
         loss = F.cross_entropy(logits, labels)
@@ -113,6 +153,59 @@ def train_epoch(model: nn.Module, dataset: CropDataset, cfg: NetworkConfig,
         loss_sum += loss.item() * n
         correct += int((logits.argmax(1) == labels).sum())
     return {"loss": loss_sum / max(total, 1), "acc": correct / max(total, 1)}
+
+
+@torch.no_grad()
+def recalibrate_batchnorm(model: nn.Module, dataset: CropDataset, device: torch.device, batch_size: int,
+                          generator: torch.Generator, *, keep: tuple[nn.Module, ...] = ()) -> int:
+    """Recompute every BatchNorm's running statistics for the final weights.
+
+    Training normalises with the statistics of each batch; prediction (eval mode) with
+    the running averages, updated by momentum (0.1) while the weights moved. After a
+    short fine-tuning, those averages describe early weights, not the final ones, and
+    eval-mode predictions collapse: measured on the smoke profile (3 epochs), training
+    accuracy 0.80 with batch statistics and 0.33, chance, in eval mode
+    (``bench/learning_probe.py``). Here the statistics are averaged afresh (equal
+    weights, ``momentum=None``) over one pass of shuffled batches of ``dataset``,
+    without gradients, dropout or augmentation; only BatchNorm layers see train mode.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+    dataset : CropDataset
+        Training crops only (never a test subject), without perturbation.
+    device : torch.device
+    batch_size : int
+        As in training: the per-batch statistics then match what the weights were
+        trained with.
+    generator : torch.Generator
+        Batch order.
+    keep : tuple of torch.nn.Module
+        Modules whose BatchNorms keep their statistics (stages still frozen at the end
+        trained on their transferred statistics).
+
+    Returns
+    -------
+    int
+        Number of BatchNorm layers recalibrated.
+    """
+    kept = {id(m) for k in keep for m in k.modules()}
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and id(m) not in kept]
+    if not norms:
+        return 0
+    was_training = model.training
+    model.eval()
+    momenta = [m.momentum for m in norms]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative average over the pass
+        m.train()
+    for images, _ in train_loader(dataset, batch_size, balanced=False, generator=generator):
+        model(images.to(device))
+    for m, momentum in zip(norms, momenta):
+        m.momentum = momentum
+    model.train(was_training)
+    return len(norms)
 
 
 def predict(model: nn.Module, dataset: CropDataset, device: torch.device,

@@ -26,7 +26,8 @@ from merlib.config import FinetuneConfig
 from merlib.models.backbone import (conv_stages, conv_state_keys, create_backbone, load_feature_extractor,
                                     load_weights)
 from merlib.training.data import CropSet
-from merlib.training.engine import make_datasets, make_optimizer, resolve_device, seed_everything, train_epoch
+from merlib.training.engine import (make_datasets, make_optimizer, recalibrate_batchnorm, resolve_device,
+                                    seed_everything, train_epoch)
 
 
 def unfreeze_epochs(n_stages: int, epochs: int, start: float, end: float) -> list[int]:
@@ -69,17 +70,17 @@ class GradualUnfreezer:
     def frozen_stages(self, epoch: int) -> list[int]:
         return [i for i, s in enumerate(self.start_epochs) if epoch < s]
 
+    def modules(self, stages: list[int]) -> tuple[nn.Module, ...]:
+        """The modules of the stages at positions ``stages``."""
+        return tuple(self.model.get_submodule(p) for i in stages for p in self.stages[i])
+
     def apply(self, epoch: int) -> tuple[nn.Module, ...]:
         """Set ``requires_grad`` for ``epoch``; returns the frozen modules (keep them in eval)."""
-        frozen = set(self.frozen_stages(epoch))
-        modules = []
+        frozen = self.frozen_stages(epoch)
         for i, prefixes in enumerate(self.stages):
             for prefix in prefixes:
-                module = self.model.get_submodule(prefix)
-                module.requires_grad_(i not in frozen)
-                if i in frozen:
-                    modules.append(module)
-        return tuple(modules)
+                self.model.get_submodule(prefix).requires_grad_(i not in frozen)
+        return self.modules(frozen)
 
 
 @dataclass
@@ -138,7 +139,7 @@ def finetune(crops: CropSet, cfg: FinetuneConfig = FinetuneConfig(), *,
               if loaded else [0] * len(stages))
     unfreezer = GradualUnfreezer(model, stages, starts)
     optimizer = make_optimizer(model, cfg)
-    train_ds, _ = make_datasets(crops, cfg, model, generator)
+    train_ds, plain_ds = make_datasets(crops, cfg, model, generator)
     curves = []
     for epoch in range(cfg.epochs):
         frozen_modules = unfreezer.apply(epoch)
@@ -146,5 +147,9 @@ def finetune(crops: CropSet, cfg: FinetuneConfig = FinetuneConfig(), *,
         curves.append({"epoch": epoch + 1, "train_loss": fit["loss"], "train_acc": fit["acc"],
                        "frozen_stages": len(unfreezer.frozen_stages(epoch)),
                        "trainable_params": sum(p.numel() for p in model.parameters() if p.requires_grad)})
+    # Stages still frozen in the last epoch trained on their transferred statistics.
+    still_frozen = unfreezer.modules(unfreezer.frozen_stages(cfg.epochs - 1))
     unfreezer.apply(cfg.epochs)
+    if cfg.bn_recalibrate:
+        recalibrate_batchnorm(model, plain_ds, device, cfg.batch_size, generator, keep=still_frozen)
     return FinetuneResult(model, pd.DataFrame(curves), loaded)
