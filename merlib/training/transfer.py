@@ -259,13 +259,28 @@ def train_macro(crops: CropSet, cfg: TrainConfig = TrainConfig(), out_dir: str |
         Created if needed; see the module docstring for the files.
     resume : bool, default=True
         Continue from ``out_dir/state.pt`` when present (same settings and data, except
-        ``epochs``, ``device``, ``num_threads``); False starts again and overwrites.
+        ``device`` and ``num_threads``, which warn, and an ``epochs`` at least as large as
+        the epochs done); False starts again and overwrites.
     progress : bool, default=False
         tqdm bar over epochs.
 
     Returns
     -------
     TransferResult
+
+    Raises
+    ------
+    ConfigError
+        Resuming with other settings, other data, or fewer epochs than ``state.pt`` holds.
+    BrokenFileError
+        Resuming from a ``state.pt`` or best-epoch ``.safetensors`` that is cut short or
+        foreign (names it).
+
+    Warns
+    -----
+    MerlibWarning
+        Resuming with another device, thread count or torch version: the numbers can
+        differ from an uninterrupted run (also recorded: ``segments``, ``mixed_settings``).
     """
     from tqdm.auto import tqdm
 
