@@ -89,3 +89,35 @@ def test_tracker_drops_a_face_that_left(clip_video) -> None:
     # Tracked while the face is there; carried over one failed detection; dropped at the second.
     assert seen[:3] == [True, True, True]
     assert seen[-1] is False
+
+
+def test_four_expressions_in_one_shot(synth_root: Path, tmp_path: Path) -> None:
+    """The clip played forward, backward, forward, backward with neutral pauses: one
+    continuous shot with four movements; each is spotted once, nothing else is."""
+    from merlib.data.frames import list_frames
+    from merlib.faces.pipeline import FRAME_NUMBER
+    from merlib.inference.spotting import MotionCropper, spot
+    from merlib.inference.video import FaceTracker, grey_of
+
+    folder = synth_root / "CASME2" / "CASME2_RAW_selected" / "sub17" / "EP01_13"
+    frames = [cv2.imread(str(p)) for _, p in list_frames(folder, FRAME_NUMBER)]
+    seq, truth = [frames[0]] * 40, []
+    for k in range(4):
+        clip = frames if k % 2 == 0 else frames[::-1]
+        truth.append((len(seq), len(seq) + len(clip) - 1))
+        seq += clip + [clip[-1]] * 40
+    video = tmp_path / "four.avi"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 60.0, seq[0].shape[1::-1])
+    for image in seq:
+        writer.write(image)
+    writer.release()
+    tracker, cropper = FaceTracker(), MotionCropper()
+    crops = []
+    for frame in open_source(video):
+        grey = grey_of(frame)
+        crops.append(cropper(grey, tracker.update(grey).points))
+    intervals, _ = spot(np.stack(crops), 60.0)
+    assert len(intervals) == 4
+    for iv, (start, end) in zip(intervals, truth):
+        overlap = min(iv.end, end) - max(iv.start, start) + 1
+        assert overlap / (max(iv.end, end) - min(iv.start, start) + 1) >= 0.5
