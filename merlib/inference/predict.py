@@ -12,8 +12,9 @@ crops (:func:`~merlib.training.finetune.finetune`), extract their features
   (:func:`~merlib.faces.pipeline.process_frame`) and classified; one row per image.
 - :meth:`Predictor.predict_clip`: a video or a folder of frames taken as a clip. The face
   is tracked (:class:`~merlib.inference.video.FaceTracker`), movements are spotted
-  (:func:`~merlib.inference.spotting.spot`), and only each movement's apex frame goes
-  through the alignment and the network; one row per interval. With ``annotate`` the
+  (:func:`~merlib.inference.spotting.spot`), each interval's apex is placed by optical
+  flow from its start (:func:`merlib.data.apex.estimate_apex`), and only the apex frames
+  go through the alignment and the network; one row per interval. With ``annotate`` the
   clip is written again with the face box, the intervals and their labels.
 
 Labels: ``label`` is the bundle's classifier (the SVM unless it was fitted with
@@ -25,7 +26,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +40,7 @@ from merlib.errors import ConfigError, MerlibError
 from merlib.faces.config import AlignConfig
 from merlib.faces.pipeline import align, process_frame
 from merlib.inference.bundle import Bundle, load_bundle, save_model
-from merlib.inference.spotting import MotionCropper, SpotConfig, spot
+from merlib.inference.spotting import Interval, MotionCropper, SpotConfig, spot
 from merlib.inference.svm import svm_to_arrays
 from merlib.inference.video import (IMAGE_SUFFIXES, FaceTracker, FolderSource, draw_annotation, grey_of,
                                     open_source)
@@ -128,15 +129,22 @@ def prepare_images(crops: np.ndarray, size: int, mean: float, std: float) -> np.
 
 @dataclass
 class Timing:
-    """Wall-clock seconds per stage of :meth:`Predictor.predict_clip`."""
+    """Wall-clock seconds per stage of :meth:`Predictor.predict_clip`.
+
+    ``decode``, ``track`` (detection + landmarks), ``motion`` (motion crops), ``spot``
+    (first pass); ``reread`` (decoding the frames up to the last interval again),
+    ``apex`` (optical-flow apex refinement), ``classify`` (alignment of the apex frames,
+    network, SVM); ``annotate`` (writing the annotated copy, not counted in :attr:`fps`).
+    """
 
     frames: int = 0
-    seconds: dict[str, float] = field(default_factory=lambda: {"decode": 0.0, "track": 0.0, "motion": 0.0,
-                                                               "spot": 0.0, "classify": 0.0, "annotate": 0.0})
+    seconds: dict[str, float] = field(default_factory=lambda: dict.fromkeys(
+        ("decode", "track", "motion", "spot", "reread", "apex", "classify", "annotate"), 0.0))
 
     @property
     def total(self) -> float:
-        return float(sum(self.seconds.values()))
+        """Seconds of everything but writing the annotated copy."""
+        return float(sum(v for k, v in self.seconds.items() if k != "annotate"))
 
     @property
     def fps(self) -> float:
@@ -281,20 +289,33 @@ class Predictor:
         timing.seconds["spot"] += time.perf_counter() - t
         timing.frames = n
 
-        # Second pass: only the apex frames, aligned at full quality, go to the network.
-        apexes = {iv.apex for iv in intervals}
-        apex_crops: dict[int, np.ndarray] = {}
+        # Second pass: the frames of each interval. The apex is refined there with the
+        # optical-flow apex estimator of merlib.data.apex (flow from the interval's
+        # start, the neutral reference), then only the apex frames, aligned at full
+        # quality, go to the network.
         t = time.perf_counter()
-        if apexes:
+        wanted = {i for iv in intervals for i in range(iv.start, iv.end + 1)}
+        greys: dict[int, np.ndarray] = {}
+        if wanted:
+            last = max(wanted)
             for frame in source:
-                if frame.index in apexes:
-                    apex_crops[frame.index] = align(grey_of(frame), faces[frame.index].points, self.align_cfg).crop
-                    if len(apex_crops) == len(apexes):
-                        break
+                if frame.index in wanted:
+                    greys[frame.index] = grey_of(frame)
+                if frame.index >= last:
+                    break
+        t2 = time.perf_counter()
+        timing.seconds["reread"] += t2 - t
+        intervals = [self._refine_apex(iv, greys, faces) for iv in intervals]
+        t = time.perf_counter()
+        timing.seconds["apex"] += t - t2
+        apex_crops = {iv.apex: align(greys[iv.apex], faces[iv.apex].points, self.align_cfg).crop
+                      for iv in intervals}
         table = pd.DataFrame([{"start_frame": iv.start, "apex_frame": iv.apex, "end_frame": iv.end,
                                "start_s": iv.start / source.fps, "apex_s": iv.apex / source.fps,
-                               "end_s": iv.end / source.fps, "score": iv.score} for iv in intervals],
-                             columns=["start_frame", "apex_frame", "end_frame", "start_s", "apex_s", "end_s", "score"])
+                               "end_s": iv.end / source.fps, "score": iv.score, "apex_method": self.apex_method}
+                              for iv in intervals],
+                             columns=["start_frame", "apex_frame", "end_frame", "start_s", "apex_s", "end_s", "score",
+                                      "apex_method"])
         labels: list[str] = []
         if intervals:
             classified = self.classify(np.stack([apex_crops[iv.apex] for iv in intervals]))
@@ -308,6 +329,23 @@ class Predictor:
         info = {"frames": n, "fps": source.fps, "frames_with_face": int(valid.sum()), "signal": signal,
                 "timing": timing}
         return table, info
+
+    #: How the apex of a spotted interval is placed (a column of the clip table).
+    apex_method = "optical flow from the interval start (merlib.data.apex)"
+
+    def _refine_apex(self, iv: Interval, greys: dict[int, np.ndarray], faces: list) -> Interval:
+        """``iv`` with its apex at the peak of optical-flow motion from its start frame,
+        measured in the tracked face box (kept when that frame has no face)."""
+        from merlib.data.apex import estimate_apex
+
+        box = faces[iv.start].box if faces[iv.start] is not None else faces[iv.apex].box
+        h, w = greys[iv.apex].shape
+        x1, y1, x2, y2 = (int(v) for v in box)
+        m = round(0.1 * (x2 - x1))  # the brows and chin sit at a detector box's edges
+        box = (max(0, x1 - m), max(0, y1 - m), min(w, x2 + m), min(h, y2 + m))
+        est = estimate_apex(np.stack([greys[i] for i in range(iv.start, iv.end + 1)]), box=box)
+        apex = iv.start + est.index
+        return replace(iv, apex=apex) if faces[apex] is not None else iv
 
     @staticmethod
     def _write_annotated(source: Any, annotate: str | os.PathLike, faces: list, intervals: list,

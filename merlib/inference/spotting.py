@@ -18,8 +18,9 @@ Peaks above a threshold (a fraction of the way from the clip's median to its max
 and a floor above the median) are apexes. Each apex's interval is where the face departs from a
 neutral reference taken ``k`` frames before (for the start) and after (for the end):
 the first frames either side whose difference from that reference falls below a
-fraction of the apex's. Written here, not taken from ``merlib.data.apex`` (absent when
-this was written).
+fraction of the apex's. This module finds *where* movements are in an unannotated clip;
+:mod:`merlib.data.apex` (optical flow from a known onset) then places each interval's
+apex more precisely (:meth:`merlib.inference.predict.Predictor.predict_clip`).
 """
 from __future__ import annotations
 
