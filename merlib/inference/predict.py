@@ -336,7 +336,13 @@ class Predictor:
     def _refine_apex(self, iv: Interval, greys: dict[int, np.ndarray], faces: list) -> Interval:
         """``iv`` with its apex at the peak of optical-flow motion from its start frame,
         measured in the tracked face box (kept when that frame has no face)."""
-        from merlib.data.apex import estimate_apex
+        try:
+            from merlib.data.apex import estimate_apex
+        except ImportError:
+            # A merlib without the apex estimator: the spotting signal's peak stays the
+            # apex, and the table's apex_method column says so.
+            self.apex_method = "peak of the spotting signal"
+            return iv
 
         box = faces[iv.start].box if faces[iv.start] is not None else faces[iv.apex].box
         h, w = greys[iv.apex].shape
