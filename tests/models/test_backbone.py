@@ -73,3 +73,17 @@ def test_unknown_arch_names_the_choices():
     with pytest.raises(ValueError, match=r"arch: expected one of \[.*'mobilevit_s'.*\], got 'vgg'"):
         create_backbone("vgg")
     assert isinstance(create_backbone("mobilevit_xxs"), nn.Module)
+
+
+@pytest.mark.parametrize("arch", ["mobilevit_xxs", "mobilenetv2_100", "resnet18"])
+def test_convolutional_backbones_pool_with_a_plain_mean(arch):
+    # Adaptive average pooling has no deterministic CUDA backward; a mean over H, W has,
+    # and gives the same features.
+    torch.manual_seed(0)
+    model = create_backbone(arch, image_size=64).eval()
+    assert not any(isinstance(m, nn.AdaptiveAvgPool2d) for m in model.modules())
+    x = torch.rand(2, 1, 64, 64)
+    with torch.no_grad():
+        fmap = model.forward_features(x)
+        pooled = model.forward_head(fmap, pre_logits=True)
+    assert torch.allclose(pooled, fmap.mean((2, 3)), atol=1e-6)
