@@ -167,24 +167,40 @@ def _load_crops(path: Path, set_name: str | None) -> CropSet:
 
 
 def _cmd_index(args: argparse.Namespace) -> int:
-    from merlib.data.index import index_datasets
+    from merlib.data.index import index_report
 
-    table = index_datasets(args.data_root, datasets=args.datasets)
+    # Every dataset that can be read is indexed; the others are reported, not fatal.
+    result = index_report(args.data_root, datasets=args.datasets,
+                          apex_fallback=args.apex_fallback)
+    table, errors = result.table, result.errors
     args.out.parent.mkdir(parents=True, exist_ok=True)
     table.to_csv(args.out, index=False)
     counts = table.groupby("dataset", sort=False).size()
     print(f"{len(table)} samples -> {args.out}")
     print(counts.to_string())
-    return 0
+    report = args.out.with_name(args.out.stem + ".errors.csv")
+    if errors.empty:
+        report.unlink(missing_ok=True)  # a previous run's report no longer applies
+        return 0
+    errors.to_csv(report, index=False)
+    for rec in errors.to_dict("records"):
+        print(f"merlib index: error: {rec['dataset']} not indexed: {rec['message']}",
+              file=sys.stderr)
+    print(f"{len(errors)} dataset(s) not indexed -> {report}", file=sys.stderr)
+    return 1
 
 
 def _cmd_composite(args: argparse.Namespace) -> int:
     from merlib.data.composite import COMPOSITE_COLUMNS, megc2019_composite
 
-    result = megc2019_composite(args.data_root, allow_missing=args.allow_missing)
+    result = megc2019_composite(args.data_root, allow_missing=args.allow_missing,
+                                apex_fallback=args.apex_fallback)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     result.table[COMPOSITE_COLUMNS].to_csv(args.out, index=False)
-    print(f"{len(result.table)} composite samples -> {args.out}")
+    print(f"{len(result.table)} composite samples -> {args.out} (expected: {result.expected})")
+    flagged = int((result.table["flags"] != "").sum())
+    if flagged:
+        print(f"{flagged} sample(s) with filled-in values: see the flags column")
     if len(result.missing):
         report = args.out.with_name(args.out.stem + ".missing.csv")
         result.missing.to_csv(report, index=False)
@@ -301,18 +317,26 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="merlib", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
 
-    s = sub.add_parser("index", help="index every sample of every dataset under a data root")
+    s = sub.add_parser("index", help="index every sample of every dataset under a data root; "
+                       "datasets that cannot be read go to <out>.errors.csv (exit status 1)")
     s.add_argument("--data-root", type=Path, required=True)
     s.add_argument("--out", type=Path, required=True, help="manifest CSV to write")
     s.add_argument("--datasets", type=_dataset_list, default=None,
                    help=f"comma-separated subset of {','.join(DATASETS)} (default: all found)")
+    s.add_argument("--apex-fallback", choices=["motion", "middle"], default="motion",
+                   help="apex of a CASME II / SAMM row whose apex cell is '/', empty or outside "
+                        "onset..offset: peak optical-flow motion (default) or the middle frame; "
+                        "the row is flagged either way")
     s.set_defaults(func=_cmd_index)
 
     s = sub.add_parser("composite", help="the 442-sample MEGC2019 composite (CASME II + SAMM + SMIC)")
     s.add_argument("--data-root", type=Path, required=True)
     s.add_argument("--out", type=Path, required=True, help="composite CSV to write")
     s.add_argument("--allow-missing", action="store_true",
-                   help="proceed with the samples on disk; the missing ones go to <out>.missing.csv")
+                   help="proceed with the samples on disk; the missing ones go to <out>.missing.csv "
+                        "(a SynthME root needs no flag: it records the samples it simulates)")
+    s.add_argument("--apex-fallback", choices=["motion", "middle"], default="motion",
+                   help="apex of a CASME II / SAMM row whose apex cell is unusable (see `index`)")
     s.set_defaults(func=_cmd_composite)
 
     s = sub.add_parser("synth", help="write the simulated SynthME dataset in the owners' layouts")

@@ -31,3 +31,49 @@ def freeze_xlsx(path: Path | str) -> None:
             fixed.external_attr = info.external_attr
             zout.writestr(fixed, data)
     tmp.replace(path)
+
+
+def read_sheet(path: Path | str, sheet: str | int = 0, **kwargs) -> "pd.DataFrame":
+    """One sheet of an owner's annotation workbook, every failure as one AnnotationError.
+
+    Parameters
+    ----------
+    path : path
+        The ``.xlsx`` file.
+    sheet : str or int, default=0
+        Sheet name, or position (0: the first sheet).
+    **kwargs
+        Passed to :func:`pandas.read_excel` (``header``, ``dtype`` ...).
+
+    Raises
+    ------
+    AnnotationError
+        The file is not a readable spreadsheet (cut short, another format renamed
+        ``.xlsx``, unreadable), or lacks the sheet; the message names the file and, for a
+        missing sheet, the sheets it has.
+    """
+    import pandas as pd
+
+    from merlib.errors import AnnotationError
+
+    path = Path(path)
+    try:
+        book = pd.ExcelFile(path)
+    except Exception as err:  # noqa: BLE001 - zipfile, openpyxl, pandas and OS errors alike
+        # Whatever the reason (BadZipFile, "format cannot be determined", a zip that is
+        # not a workbook, a permission problem), the user needs the file and the cause.
+        raise AnnotationError(
+            f"{path}: not a readable .xlsx spreadsheet ({type(err).__name__}: {err})"
+        ) from None
+    with book:
+        names = book.sheet_names
+        if isinstance(sheet, str) and sheet not in names:
+            raise AnnotationError(f"{path.name}: no sheet {sheet!r}; the workbook has {names}")
+        if isinstance(sheet, int) and not 0 <= sheet < len(names):
+            raise AnnotationError(f"{path.name}: no sheet number {sheet}; the workbook has {names}")
+        try:
+            return pd.read_excel(book, sheet_name=sheet, **kwargs)
+        except Exception as err:  # noqa: BLE001 - a damaged sheet part inside a valid zip
+            raise AnnotationError(
+                f"{path}: sheet {sheet!r} cannot be read ({type(err).__name__}: {err})"
+            ) from None

@@ -8,7 +8,8 @@ On disk, under ``<data_root>/CASME2/``::
 
 The coding sheet has its header on row 1 with two empty header cells; ``Subject`` is an
 integer in some releases and text (``"01"``) in others; ``ApexFrame`` is ``/`` where no
-apex was coded.
+apex was coded. Such an apex, and one outside its row's onset..offset, is estimated from
+the clip (:mod:`merlib.data.apex`) and the row flagged.
 """
 from __future__ import annotations
 
@@ -17,7 +18,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from merlib.data.frames import list_frames, nearest_frame, parse_frame_cell, relative
+from merlib.data._xlsx import read_sheet
+from merlib.data.apex import apex_from_cell, check_method
+from merlib.data.frames import list_frames, parse_frame_cell, relative
 from merlib.data.labels import emotion_to_label
 from merlib.data.schema import to_table
 from merlib.errors import AnnotationError, DataLayoutError
@@ -47,7 +50,7 @@ HEADER: list[str | None] = [
     "Action Units", "Estimated Emotion",
 ]
 HEADER_2019_EXTRA: list[str] = ["Objective Classes"]
-#: What the owners write where no apex was coded; an empty cell is read the same way.
+#: What the owners write where no apex was coded (an empty cell is read the same way).
 NO_APEX = "/"
 _REQUIRED = ["Subject", "Filename", "OnsetFrame", "ApexFrame", "OffsetFrame", "Estimated Emotion"]
 
@@ -75,9 +78,14 @@ def read_annotation(path: Path) -> pd.DataFrame:
     """The first sheet of the coding file, raw cells (``dtype=object``).
 
     Adds ``excel_row``: the row number as Excel shows it (header is row 1).
+
+    Raises
+    ------
+    AnnotationError
+        The file is not a readable spreadsheet, or the header lacks a column.
     """
     # keep_default_na=False: a cell reading "n/a" is reported as written, not as NaN.
-    df = pd.read_excel(path, sheet_name=0, dtype=object, keep_default_na=False)
+    df = read_sheet(path, 0, dtype=object, keep_default_na=False)
     missing = [c for c in _REQUIRED if c not in df.columns]
     if missing:
         raise AnnotationError(
@@ -100,32 +108,41 @@ def _clip_folder(root: Path, subject: str, sample: str) -> tuple[str, Path] | No
     return None
 
 
-def read_casme2(data_root: Path | str) -> pd.DataFrame:
+def read_casme2(data_root: Path | str, *, apex_fallback: str = "motion") -> pd.DataFrame:
     """Index CASME II: one row per coded clip, in the canonical schema.
 
     Parameters
     ----------
     data_root : path
         Folder that holds ``CASME2/``.
+    apex_fallback : {"motion", "middle"}, default="motion"
+        How an apex cell that is ``/``, empty, not a number, or outside the row's
+        onset..offset is replaced (:func:`merlib.data.apex.apex_from_cell`): the frame of
+        peak facial motion, or the middle frame between onset and offset.
 
     Returns
     -------
     DataFrame
         Canonical table (:data:`merlib.data.schema.COLUMNS`); ``part`` is ``raw`` or
-        ``cropped`` (raw when both are present); an uncoded apex (``/``) becomes the
-        middle frame between onset and offset, flagged ``apex_missing:middle_frame``.
+        ``cropped`` (raw when both are present). A replaced apex is flagged with why
+        (``apex_uncoded:/``, ``apex_outside_clip:<frame>``) and how
+        (``apex_estimated:motion`` or ``apex_estimated:middle``).
 
     Raises
     ------
     DataLayoutError
         No coding sheet.
     AnnotationError
-        A row's clip folder is missing, a frame cell is not a number, or a coded apex
-        frame has no file (the message names the sheet, the Excel row and the path).
+        The sheet is not a readable spreadsheet; a row's clip folder is missing, an
+        onset or offset cell is not a number, onset comes after offset, two rows code the
+        same clip, or a coded apex inside onset..offset has no file (the message names
+        the sheet, the Excel row and the path).
     """
+    check_method(apex_fallback)
     root = Path(data_root)
     path = find_annotation(root)
     rows = []
+    seen: dict[tuple[str, str], int] = {}
     for rec in read_annotation(path).to_dict("records"):
         r = rec["excel_row"]
         try:
@@ -135,6 +152,12 @@ def read_casme2(data_root: Path | str) -> pd.DataFrame:
                 f"{path.name}: row {r}, Subject: {rec['Subject']!r} is not a subject number"
             ) from None
         sample = str(rec["Filename"]).strip()
+        if (subject, sample) in seen:
+            raise AnnotationError(
+                f"{path.name}: row {r} ({subject} {sample}) repeats row "
+                f"{seen[subject, sample]}: each clip must be coded once"
+            )
+        seen[subject, sample] = r
         found = _clip_folder(root, subject, sample)
         if found is None:
             expected = " or ".join(
@@ -147,22 +170,22 @@ def read_casme2(data_root: Path | str) -> pd.DataFrame:
             )
         part, folder = found
         release = RELEASES[part]
-        frames = dict(list_frames(folder, release.pattern))
+        listed = list_frames(folder, release.pattern)
+        frames = dict(listed)
         onset = parse_frame_cell(rec["OnsetFrame"], f"{path.name}: row {r}, OnsetFrame")
         offset = parse_frame_cell(rec["OffsetFrame"], f"{path.name}: row {r}, OffsetFrame")
-        flags = []
-        if str(rec["ApexFrame"]).strip() in (NO_APEX, ""):
-            # Documented fallback: the middle of the coded interval, snapped to a frame
-            # that exists.
-            apex = nearest_frame(sorted(frames), (onset + offset) // 2)
-            flags.append("apex_missing:middle_frame")
-        else:
-            apex = parse_frame_cell(rec["ApexFrame"], f"{path.name}: row {r}, ApexFrame")
-            if apex not in frames:
-                raise AnnotationError(
-                    f"{path.name}: row {r} ({subject} {sample}): apex frame {apex} has no "
-                    f"file; expected {relative(folder, root)}/{release.name.format(apex)}"
-                )
+        if onset > offset:
+            raise AnnotationError(
+                f"{path.name}: row {r} ({subject} {sample}): OnsetFrame {onset} comes after "
+                f"OffsetFrame {offset}"
+            )
+        apex, flags = apex_from_cell(rec["ApexFrame"], onset, offset, listed, apex_fallback)
+        if apex not in frames:
+            # A usable coded apex whose file is gone: the copy is damaged, not the sheet.
+            raise AnnotationError(
+                f"{path.name}: row {r} ({subject} {sample}): apex frame {apex} has no "
+                f"file; expected {relative(folder, root)}/{release.name.format(apex)}"
+            )
         emotion = str(rec["Estimated Emotion"]).strip().lower()
         rows.append({
             "dataset": DATASET, "part": part, "subject": subject, "sample": sample,

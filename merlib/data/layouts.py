@@ -61,7 +61,8 @@ class ClipRecord:
         Canonical subject (``sub01``, ``006``, ``s01``, ``S005``, ``P001``, ``KA``, ``001``).
     sample : str
         Canonical sample (``EP02_01f``, ``006_1_2``, ``s01_po_01``, ``S005_001``,
-        ``P001_Anger``, ``KA.AN1.39``, ``001_happiness_take000``).
+        ``P001_Anger``, ``KA.AN1.39``, ``001_happiness_take000``,
+        ``001_session0_happiness_take000``).
     emotion : str or None
         The owners' spelling for the dataset: CASME II ``happiness``, SAMM ``Happiness``,
         SMIC ``positive``, CK+ ``happy`` (None: unlabelled sequence), Oulu ``Happiness``,
@@ -74,7 +75,8 @@ class ClipRecord:
         The ``Action Units`` cell (CASME II, SAMM).
     part : str
         SMIC ``HS``/``VIS``/``NIR`` (default HS); Oulu ``VL_Strong`` etc. (default
-        VL_Strong); CASME II ``raw``/``cropped`` (default raw).
+        VL_Strong); CASME II ``raw``/``cropped`` (default raw); MUG the session folder
+        (``session0``; default none: the subject's plain emotion folders).
     """
 
     subject: str
@@ -118,9 +120,11 @@ def frame_path(dataset: str, data_root: Path, rec: ClipRecord, frame: int) -> Pa
     if dataset == "jaffe":
         return root / jaffe.FOLDER / f"{rec.sample}.tiff"
     if dataset == "mug":
-        take = _suffix(rec.sample, f"{rec.subject}_{rec.emotion}_")
-        return (root / mug.FOLDER / mug.SUBJECTS_DIR / rec.subject / str(rec.emotion) / take
-                / f"img_{frame:04d}.jpg")
+        # A session (part "session0") is one more folder level between subject and emotion.
+        session = [rec.part] if rec.part else []
+        take = _suffix(rec.sample, "_".join([rec.subject, *session, str(rec.emotion)]) + "_")
+        return (root.joinpath(mug.FOLDER, mug.SUBJECTS_DIR, rec.subject, *session)
+                / str(rec.emotion) / take / f"img_{frame:04d}.jpg")
     raise ValueError(f"dataset {dataset!r}: expected one of {list(IMAGE_EXT)}")
 
 

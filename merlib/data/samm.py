@@ -7,7 +7,9 @@ On disk, under ``<data_root>/SAMM/``::
 
 The 13 rows above the header are a title, citation notes and a symbol key. ``Duration``
 holds formulas and is ignored. ``Subject`` is text (``"006"``) that pandas may turn into
-the integer 6.
+the integer 6. The shipped sheet has apex frames outside their clip's onset..offset
+(typing errors); those, and uncoded apex cells, are estimated from the clip
+(:mod:`merlib.data.apex`) and the row flagged.
 """
 from __future__ import annotations
 
@@ -15,7 +17,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from merlib.data.frames import list_frames, nearest_frame, parse_frame_cell, relative
+from merlib.data._xlsx import read_sheet
+from merlib.data.apex import apex_from_cell, check_method
+from merlib.data.frames import list_frames, parse_frame_cell, relative
 from merlib.data.labels import emotion_to_label
 from merlib.data.schema import to_table
 from merlib.errors import AnnotationError, DataLayoutError
@@ -33,9 +37,6 @@ HEADER: list[str] = [
     "Duration", "Micro", "Action Units", "Estimated Emotion", "Objective Classes", "Notes",
 ]
 FRAME_PATTERN = r"\d+_(\d+)\.jpg"
-#: Apex cells that mean "not coded" (public loaders report a few SAMM rows without a
-#: usable apex); they get the CASME II fallback: the middle of onset..offset, flagged.
-NO_APEX: frozenset[str] = frozenset({"", "/", "-", "-1", "0"})
 _REQUIRED = ["Subject", "Filename", "Onset Frame", "Apex Frame", "Offset Frame",
              "Estimated Emotion"]
 
@@ -68,12 +69,13 @@ def read_annotation(path: Path) -> pd.DataFrame:
     """The MICRO_ONLY sheet below its header, raw cells (``dtype=object``).
 
     Adds ``excel_row``: the row number as Excel shows it.
+
+    Raises
+    ------
+    AnnotationError
+        Not a readable spreadsheet, no sheet MICRO_ONLY, or no header row.
     """
-    try:
-        cells = pd.read_excel(path, sheet_name=SHEET, header=None, dtype=object,
-                              keep_default_na=False)
-    except ValueError as err:  # pandas raises ValueError for a missing sheet
-        raise AnnotationError(f"{path.name}: {err}") from None
+    cells = read_sheet(path, SHEET, header=None, dtype=object, keep_default_na=False)
     h = _header_row(cells, path)
     names = [str(v).strip() if str(v).strip() else f"Unnamed: {j}"
              for j, v in enumerate(cells.iloc[h].tolist())]
@@ -89,34 +91,42 @@ def _filled(column: pd.Series) -> pd.Series:
 
 
 
-def read_samm(data_root: Path | str) -> pd.DataFrame:
+def read_samm(data_root: Path | str, *, apex_fallback: str = "motion") -> pd.DataFrame:
     """Index SAMM: one row per coded micro-movement, in the canonical schema.
 
     Parameters
     ----------
     data_root : path
         Folder that holds ``SAMM/``.
+    apex_fallback : {"motion", "middle"}, default="motion"
+        How an apex cell that is empty, not a number, or outside the row's onset..offset
+        is replaced (:func:`merlib.data.apex.apex_from_cell`): the frame of peak facial
+        motion, or the middle frame between onset and offset.
 
     Returns
     -------
     DataFrame
-        Canonical table; onset, apex and offset as coded; ``part`` is empty. An
-        uncoded apex (empty, ``/``, ``-1``) becomes the middle frame between onset and
-        offset, flagged ``apex_missing:middle_frame``.
+        Canonical table; onset, apex and offset as coded; ``part`` is empty. A replaced
+        apex is flagged with why (``apex_outside_clip:<frame>``, ``apex_uncoded:<cell>``)
+        and how (``apex_estimated:motion`` or ``apex_estimated:middle``).
 
     Raises
     ------
     DataLayoutError
         The coding file is missing.
     AnnotationError
-        No header row, a row whose clip folder is missing, or a coded apex frame with no
-        file (the message names the file, the spreadsheet row and the expected path).
+        The file is not a readable spreadsheet, has no MICRO_ONLY sheet or no header
+        row; a row's clip folder is missing, onset comes after offset, two rows code the
+        same clip, or a coded apex inside onset..offset has no file (the message names
+        the file, the spreadsheet row and the expected path).
     """
+    check_method(apex_fallback)
     root = Path(data_root)
     path = root / FOLDER / ANNOTATION
     if not path.is_file():
         raise DataLayoutError(f"SAMM coding file {ANNOTATION} not found in {root / FOLDER}")
     rows = []
+    seen: dict[str, int] = {}
     for rec in read_annotation(path).to_dict("records"):
         r = rec["excel_row"]
         try:
@@ -126,22 +136,30 @@ def read_samm(data_root: Path | str) -> pd.DataFrame:
                 f"{path.name}: row {r}, Subject: {rec['Subject']!r} is not a subject number"
             ) from None
         sample = str(rec["Filename"]).strip()
+        if sample in seen:
+            raise AnnotationError(
+                f"{path.name}: row {r} ({sample}) repeats row {seen[sample]}: each clip "
+                f"must be coded once"
+            )
+        seen[sample] = r
         folder = root / FOLDER / subject / sample
         if not folder.is_dir():
             raise AnnotationError(
                 f"{path.name}: row {r} ({sample}): clip folder {relative(folder, root)} "
                 f"not found under {root}"
             )
-        frames = dict(list_frames(folder, FRAME_PATTERN))
+        listed = list_frames(folder, FRAME_PATTERN)
+        frames = dict(listed)
         onset = parse_frame_cell(rec["Onset Frame"], f"{path.name}: row {r}, Onset Frame")
         offset = parse_frame_cell(rec["Offset Frame"], f"{path.name}: row {r}, Offset Frame")
-        flags = []
-        if str(rec["Apex Frame"]).strip() in NO_APEX:
-            apex = nearest_frame(sorted(frames), (onset + offset) // 2)
-            flags.append("apex_missing:middle_frame")
-        else:
-            apex = parse_frame_cell(rec["Apex Frame"], f"{path.name}: row {r}, Apex Frame")
+        if onset > offset:
+            raise AnnotationError(
+                f"{path.name}: row {r} ({sample}): Onset Frame {onset} comes after "
+                f"Offset Frame {offset}"
+            )
+        apex, flags = apex_from_cell(rec["Apex Frame"], onset, offset, listed, apex_fallback)
         if apex not in frames:
+            # A usable coded apex whose file is gone: the copy is damaged, not the sheet.
             raise AnnotationError(
                 f"{path.name}: row {r} ({sample}): apex frame {apex} has no file; expected "
                 f"{relative(folder, root)}/{subject}_{apex:05d}.jpg"

@@ -102,7 +102,12 @@ MUG = [
     R("001", "001_happiness_take000", "happiness", tuple(range(0, 21))),
     R("001", "001_neutral_take000", "neutral", (0, 1, 2)),
     R("002", "002_surprise_take001", "surprise", (95, 96, 97, 98, 99, 100, 101)),
+    # A subject recorded in two sessions: one folder level more, same take names.
+    R("003", "003_session0_anger_take000", "anger", (5, 6, 7), part="session0"),
+    R("003", "003_session1_anger_take000", "anger", (10, 11, 12, 13, 14), part="session1"),
 ]
+#: A file the owners ship beside a take's frames (must not be read as a frame).
+MUG_VIDEO = "MUG/subjects3/003/session1/anger/take000/take000.avi"
 
 ALL_RECORDS: dict[str, list[ClipRecord]] = {
     "casme2": CASME2_2014, "samm": SAMM, "smic": SMIC, "ckplus": CKPLUS, "oulu": OULU,
@@ -153,15 +158,61 @@ def jaffe_root(tmp_path: Path) -> Path:
     return root
 
 
+def lay_out_mug(root: Path) -> Path:
+    """MUG in both forms (plain and session level), a video file beside frames."""
+    lay_out("mug", root, MUG)
+    (root / MUG_VIDEO).write_bytes(b"\x00\x00\x00\x18ftypmp42 placeholder")
+    return root
+
+
 @pytest.fixture
 def mug_root(tmp_path: Path) -> Path:
-    return lay_out("mug", tmp_path, MUG)
+    return lay_out_mug(tmp_path)
+
+
+# --- Clips that move: the apex estimator's fixtures ----------------------------------
+
+def moving_frames(n: int, peak: int, size: int = 64, seed: int = 0) -> list[np.ndarray]:
+    """``n`` grey frames of a still random texture whose lower half slides right and back.
+
+    The slide follows a raised cosine, 0 px at the first and last frame and 3 px at index
+    ``peak``; the whole picture also drifts by a sub-pixel random walk and carries
+    sensor-like noise, as a real clip does.
+    """
+    rng = np.random.default_rng(seed)
+    still = cv2.GaussianBlur(rng.integers(0, 256, (size, size)).astype(np.float32), (0, 0), 1.0)
+    drift = np.cumsum(rng.normal(0, 0.05, (n, 2)), axis=0)
+    frames = []
+    for i in range(n):
+        x = i / peak if i <= peak else 1 - (i - peak) / max(n - 1 - peak, 1)
+        shift = 3.0 * (0.5 - 0.5 * np.cos(np.pi * x)) if peak else 3.0 * (i == 0)
+        image = still.copy()
+        lower = np.float32([[1, 0, shift], [0, 1, 0]])
+        moved = cv2.warpAffine(still, lower, (size, size), borderMode=cv2.BORDER_REFLECT)
+        image[size // 2:] = moved[size // 2:]
+        whole = np.float32([[1, 0, drift[i, 0]], [0, 1, drift[i, 1]]])
+        image = cv2.warpAffine(image, whole, (size, size), borderMode=cv2.BORDER_REFLECT)
+        image += rng.normal(0, 1.0, image.shape).astype(np.float32)
+        frames.append(np.clip(np.rint(image), 0, 255).astype(np.uint8))
+    return frames
+
+
+def animate(dataset: str, root: Path, rec: ClipRecord, peak_frame: int, size: int = 64) -> None:
+    """Overwrite the frames of ``rec`` with :func:`moving_frames` peaking at ``peak_frame``."""
+    images = moving_frames(len(rec.frames), rec.frames.index(peak_frame), size)
+    for number, image in zip(rec.frames, images):
+        path = frame_path(dataset, root, rec, number)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        ok, buf = cv2.imencode(IMAGE_EXT[dataset], image)
+        assert ok
+        path.write_bytes(buf.tobytes())
 
 
 def build_all(root: Path) -> Path:
     """All seven datasets under one root, plus the generator's extra files."""
     for dataset, records in ALL_RECORDS.items():
         lay_out(dataset, root, records)
+    lay_out_mug(root)
     (root / "JAFFE" / "README").write_text("placeholder\n")
     (root / "SYNTHME.json").write_text("{}\n")
     (root / "SYNTHME_truth.csv").write_text("dataset,sample\n")

@@ -99,6 +99,9 @@ def test_path_labelled_datasets_write_no_annotation(tmp_path, dataset):
     ("jaffe", ClipRecord("KA", "KA.AN1.39", "AN", (1,)), 1, "JAFFE/KA.AN1.39.tiff"),
     ("mug", ClipRecord("001", "001_happiness_take000", "happiness", (0,)), 7,
      "MUG/subjects3/001/happiness/take000/img_0007.jpg"),
+    ("mug", ClipRecord("001", "001_session1_happiness_take000", "happiness", (0,),
+                       part="session1"), 7,
+     "MUG/subjects3/001/session1/happiness/take000/img_0007.jpg"),
 ])
 def test_frame_path_is_the_owners_layout(tmp_path, dataset, rec, frame, expected):
     assert frame_path(dataset, tmp_path, rec, frame) == tmp_path / Path(expected)

@@ -80,9 +80,10 @@ def test_jaffe_bad_file_name_is_named(jaffe_root, name, message):
 def test_mug_takes_and_middle_apex(mug_root):
     t = validate_table(read_mug(mug_root))
     assert t["sample"].tolist() == [
-        "001_happiness_take000", "001_neutral_take000", "002_surprise_take001"]
-    assert t["label"].fillna("-").tolist() == ["positive", "-", "surprise"]
-    s = _by_sample(t)
+        "001_happiness_take000", "001_neutral_take000", "002_surprise_take001",
+        "003_session0_anger_take000", "003_session1_anger_take000"]
+    assert t["label"].fillna("-").tolist() == ["positive", "-", "surprise", "negative", "negative"]
+    s = t.set_index("sample")  # unique across sessions: the sample alone is the key
     happy = s.loc["001_happiness_take000"]
     assert (happy.onset_frame, happy.apex_frame, happy.offset_frame, happy.n_frames) == (0, 10, 20, 21)
     assert happy.apex_path == "MUG/subjects3/001/happiness/take000/img_0010.jpg"
@@ -90,7 +91,24 @@ def test_mug_takes_and_middle_apex(mug_root):
     assert set(t["flags"]) == {"apex:middle_frame"}
 
 
+def test_mug_session_level_and_a_video_beside_the_frames(mug_root):
+    t = read_mug(mug_root).set_index("sample")
+    # Both sessions hold anger/take000: the session keeps the sample names apart.
+    s0, s1 = t.loc["003_session0_anger_take000"], t.loc["003_session1_anger_take000"]
+    assert (s0.part, s1.part) == ("session0", "session1")
+    assert s0.clip_dir == "MUG/subjects3/003/session0/anger/take000"
+    assert (s1.onset_frame, s1.apex_frame, s1.offset_frame, s1.n_frames) == (10, 12, 14, 5)
+    assert s1.apex_path == "MUG/subjects3/003/session1/anger/take000/img_0012.jpg"
+    assert (mug_root / "MUG/subjects3/003/session1/anger/take000/take000.avi").is_file()
+    assert t.loc["001_happiness_take000"].part == ""
+
+
 def test_mug_unknown_emotion_folder(mug_root):
     (mug_root / "MUG" / "subjects3" / "001" / "joy").mkdir()
-    with pytest.raises(DataLayoutError, match="001/joy: unknown emotion folder"):
+    with pytest.raises(DataLayoutError, match="001/joy: unknown folder; expected an emotion or "
+                                              "a session<N> folder"):
+        read_mug(mug_root)
+    (mug_root / "MUG" / "subjects3" / "001" / "joy").rmdir()
+    (mug_root / "MUG" / "subjects3" / "003" / "session1" / "joy").mkdir()
+    with pytest.raises(DataLayoutError, match="session1/joy: unknown folder; expected an emotion"):
         read_mug(mug_root)
