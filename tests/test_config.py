@@ -16,7 +16,7 @@ def test_defaults_are_the_papers():
             macro.batch_size, macro.epochs) == ("mobilevit_s", 256, "sgd", 0.01, 0.9, 32, 100)
     assert (macro.perturb_p, macro.perturb_max, macro.drop_rate, macro.l2) == (0.3, 20, 0.5, 0.01)
     assert (micro.optimizer, micro.lr, micro.batch_size, micro.classifier) == ("adam", 0.007, 64, "svm")
-    assert macro.balanced and micro.balanced
+    assert macro.balance == micro.balance == "augment"
 
 
 @pytest.mark.parametrize("name", ["smoke", "paper"])
