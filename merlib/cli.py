@@ -1,4 +1,12 @@
-"""The ``merlib`` command. Thin: parse arguments, call the library, write files."""
+"""The ``merlib`` command. Thin: parse arguments, call the library, write files.
+
+Bad input never ends in a traceback. Argument values are judged by argparse ``type``
+functions (the ranges of the settings classes) and ``--out`` is probed for writing, both
+before any work; a usage error, a :class:`~merlib.errors.MerlibError`, an ``OSError`` or
+a ``ValueError`` prints one line ``merlib <command>: error: ...`` and exits 2
+(``MERLIB_TRACEBACK=1`` shows the traceback). Any other exception is a bug and keeps its
+traceback. merlib's warnings print as ``merlib <command>: warning: ...``.
+"""
 from __future__ import annotations
 
 import argparse
