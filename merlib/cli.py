@@ -322,7 +322,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="merlib", description=__doc__)
+    p = argparse.ArgumentParser(prog="merlib", description=__doc__.splitlines()[0])  # the rest is for readers
     sub = p.add_subparsers(dest="command", required=True)
 
     s = sub.add_parser("index", help="index every sample of every dataset under a data root; "
