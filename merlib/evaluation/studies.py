@@ -1,0 +1,492 @@
+"""Named LOSO runs that several book chapters share, each computed once per data and settings.
+
+The results chapters (02-06) compare variants of the method: the full method, each
+ablation of Table 2, the comparison backbones, the leaky selection of chapter 05. A
+:class:`Study` names one such variant as a *difference* from the profile's full method;
+:func:`run_study` turns it into concrete settings, runs it through
+:func:`~merlib.evaluation.protocol.evaluate_loso` into a folder whose name holds the
+settings' digest (under :func:`merlib.paths.results_dir`, i.e. per data fingerprint), and
+on the next call -- from the same chapter or another -- reads the finished run back from
+that folder instead of training again (``run.json`` and ``predictions.csv`` present and
+recording the same settings, crops and transferred weights).
+
+================  ===========================================================  ==========
+study             what differs from the full method                             column
+================  ===========================================================  ==========
+``full``          nothing: transfer, SVM, L2, grid search                       pred_svm
+``no_svm``        the softmax head's predictions of the *same* run (free)       pred_softmax
+``no_transfer``   random initialisation instead of the macro-trained blocks     pred_svm
+``no_l2``         ``l2=0``                                                      pred_svm
+``no_grid``       the profile's fixed batch size, lr and epochs                 pred_svm
+``sampler``       per-batch balanced sampler instead of shift/flip balancing    pred_svm
+``leaky``         LEAKY: grid point chosen on the pooled test folds             pred_svm
+``<arch>``...     a comparison backbone (MobileNetV2, ResNet18, DeiT-tiny),      pred_svm /
+                  with or without transfer, SVM or softmax                       pred_softmax
+================  ===========================================================  ==========
+
+:meth:`Study.fixed` gives a study's fixed-settings version (no grid search): the book's
+CPU budget runs the ablations that way and compares each with ``no_grid``, the full
+method at the same fixed settings, so each row still differs in one thing only.
+
+Figures 6-8 need *validation* accuracy per epoch, which a LOSO fold does not have (its
+held-out data is the test subject). :func:`inner_split_curves` trains once on an inner
+split: validation = held-out *training* subjects, never a test subject of any LOSO run.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from sklearn.model_selection import ParameterGrid
+
+from merlib.config import FinetuneConfig, Profile, SearchConfig, TrainConfig
+from merlib.errors import ConfigError
+
+#: Table 2's comparison networks (merlib backbone names).
+COMPARISON_ARCHS: tuple[str, ...] = ("mobilenetv2_100", "resnet18", "deit_tiny")
+
+#: Readable backbone names for tables.
+ARCH_LABELS: dict[str, str] = {
+    "mobilevit_s": "MobileViT-S", "mobilevit_xs": "MobileViT-XS", "mobilevit_xxs": "MobileViT-XXS",
+    "mobilenetv2_100": "MobileNetV2", "mobilenetv3_large_100": "MobileNetV3-L", "resnet18": "ResNet18",
+    "deit_tiny": "DeiT-tiny", "deit_small": "DeiT-small", "vit_base": "ViT-B",
+}
+
+
+@dataclass(frozen=True)
+class Study:
+    """One variant of the method, as its differences from the profile's full method.
+
+    Parameters
+    ----------
+    name : str
+        Key, e.g. ``"no_l2"``.
+    label : str
+        Row label in tables.
+    arch : str or None
+        Backbone; None: the profile's.
+    transfer : bool
+        Start from the macro-trained weights of the same backbone (else random init).
+    search : bool
+        Grid search (inner validation) for batch size, lr, epochs; else the profile's
+        fixed values.
+    classifier : {"svm", "softmax"}
+        Which prediction column of the run is this study's.
+    changes : tuple of (str, value)
+        :class:`~merlib.config.FinetuneConfig` fields changed, e.g. ``(("l2", 0.0),)``.
+    selection : {"inner", "leaky_test"}
+        ``leaky_test``: the LABELLED LEAKY grid choice on the pooled test folds.
+    """
+
+    name: str
+    label: str
+    arch: str | None = None
+    transfer: bool = True
+    search: bool = True
+    classifier: str = "svm"
+    changes: tuple[tuple[str, Any], ...] = ()
+    selection: str = "inner"
+
+    def __post_init__(self) -> None:
+        if self.classifier not in ("svm", "softmax"):
+            raise ConfigError(f"classifier: expected 'svm' or 'softmax', got {self.classifier!r}")
+        if self.selection not in ("inner", "leaky_test"):
+            raise ConfigError(f"selection: expected 'inner' or 'leaky_test', got {self.selection!r}")
+        if self.selection == "leaky_test" and not self.search:
+            raise ConfigError(f"{self.name}: a leaky selection needs the grid search (search=True)")
+        fields = {f.name for f in dataclasses.fields(FinetuneConfig)}
+        bad = [k for k, _ in self.changes if k not in fields or k in ("arch", "seed", "device")]
+        if bad:
+            raise ConfigError(f"changes: {bad} are not FinetuneConfig settings a study may change")
+
+    @property
+    def column(self) -> str:
+        """The prediction column of the run that is this study's (``pred_svm``...)."""
+        return f"pred_{self.classifier}"
+
+    def fixed(self) -> Study:
+        """This study at the profile's fixed settings (no grid search): ``<name>@fixed``."""
+        if not self.search:
+            return self
+        if self.selection == "leaky_test":
+            raise ConfigError(f"{self.name}: a leaky selection is a grid search; it has no fixed version")
+        return dataclasses.replace(self, name=f"{self.name}@fixed", search=False,
+                                   label=f"{self.label} (fixed settings)")
+
+    def with_classifier(self, classifier: str) -> Study:
+        """The same run, read through the other head (``<name>+softmax``): free."""
+        if classifier == self.classifier:
+            return self
+        return dataclasses.replace(self, name=f"{self.name}+{classifier}", classifier=classifier,
+                                   label=f"{self.label}, {classifier} head")
+
+    def run_name(self, profile: Profile) -> str:
+        """Readable part of the run's folder name: backbone, weights, settings, changes."""
+        arch = self.arch or profile.micro.arch
+        parts = [arch, "transfer" if self.transfer else "scratch",
+                 ("leaky" if self.selection == "leaky_test" else "grid") if self.search else "fixed"]
+        parts += [f"{k}{v}" for k, v in self.changes]
+        return "-".join(str(p) for p in parts).replace("/", "_")
+
+
+def _comparison(arch: str, transfer: bool, classifier: str) -> Study:
+    name = f"{arch}{'' if transfer else '_no_transfer'}{'' if classifier == 'svm' else '+softmax'}"
+    label = (f"{ARCH_LABELS[arch]}, {'transfer' if transfer else 'no transfer'}, "
+             f"{'SVM' if classifier == 'svm' else 'softmax'}")
+    return Study(name, label, arch=arch, transfer=transfer, classifier=classifier)
+
+
+#: Every named study (Table 2's rows, the balancing alternative, the leaky run).
+STUDIES: dict[str, Study] = {s.name: s for s in [
+    Study("full", "MobileViT: transfer, SVM, L2, grid search (the method)"),
+    Study("no_transfer", "no transfer (random initialisation)", transfer=False),
+    Study("no_svm", "no SVM (softmax head of the same run)", classifier="softmax"),
+    Study("no_l2", "no L2 regularisation (l2 = 0)", changes=(("l2", 0.0),)),
+    Study("no_grid", "no grid search (fixed settings)", search=False),
+    Study("sampler", "balanced batch sampler instead of shift/flip balancing",
+          changes=(("balance", "sampler"),)),
+    Study("leaky", "LEAKY: grid point chosen on the test folds", selection="leaky_test"),
+    *[_comparison(a, t, c) for a in COMPARISON_ARCHS for t in (True, False) for c in ("svm", "softmax")],
+]}
+
+
+def get_study(name: str) -> Study:
+    """:data:`STUDIES` entry ``name``; ``<name>@fixed`` gives its fixed-settings version."""
+    base, fixed = (name[:-len("@fixed")], True) if name.endswith("@fixed") else (name, False)
+    if base not in STUDIES:
+        raise ConfigError(f"study: expected one of {sorted(STUDIES)} (optionally with '@fixed'), got {name!r}")
+    return STUDIES[base].fixed() if fixed else STUDIES[base]
+
+
+def settings(study: Study, profile: Profile) -> tuple[FinetuneConfig, SearchConfig | None, TrainConfig | None]:
+    """The concrete (fine-tuning config, search config or None, macro config or None).
+
+    The profile's ``micro``, ``search`` and ``macro`` configs (with whatever the caller
+    already replaced in them: seed, epochs) changed as ``study`` says.
+    """
+    arch = study.arch or profile.micro.arch
+    cfg = profile.micro.replace(arch=arch, **dict(study.changes))
+    search = profile.search.replace(selection=study.selection) if study.search else None
+    macro = profile.macro.replace(arch=arch) if study.transfer else None
+    return cfg, search, macro
+
+
+def chapter_profile(name: str = "smoke", device: str = "cpu", *, seed: int = 0, macro_epochs: int | None = None,
+                    micro_epochs: int | None = None, grid_epochs: list[int] | tuple[int, ...] | None = None
+                    ) -> Profile:
+    """The profile a chapter's parameters cell describes, the same way in every chapter.
+
+    ``None`` keeps the profile's value, so chapters given the same parameters compute the
+    same run folders (:func:`run_dir`) and share them.
+
+    Examples
+    --------
+    >>> p = chapter_profile("smoke", macro_epochs=1, grid_epochs=[1])
+    >>> p.macro.epochs, p.search.epochs, p.micro.epochs
+    (1, (1,), 3)
+    """
+    from merlib.config import get_profile
+
+    prof = get_profile(name, device)
+    macro = prof.macro.replace(seed=seed, **({"epochs": int(macro_epochs)} if macro_epochs else {}))
+    micro = prof.micro.replace(seed=seed, **({"epochs": int(micro_epochs)} if micro_epochs else {}))
+    search = prof.search.replace(**({"epochs": tuple(int(e) for e in grid_epochs)} if grid_epochs else {}))
+    return dataclasses.replace(prof, macro=macro, micro=micro, search=search)
+
+
+def _digest(obj: Any, length: int = 10) -> str:
+    text = json.dumps(obj, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:length]
+
+
+def transfer_dir(work: str | os.PathLike, macro: TrainConfig) -> Path:
+    """``work/transfer/<arch>-<size>px-<digest of the settings>``.
+
+    ``epochs`` is left out of the digest: :func:`merlib.training.transfer.train_macro`
+    resumes a shorter run of the same settings to more epochs. ``device`` and
+    ``num_threads`` too (they do not change what is learnt).
+    """
+    key = {k: v for k, v in macro.as_dict().items() if k not in ("epochs", "device", "num_threads")}
+    return Path(work) / "transfer" / f"{macro.arch}-{macro.image_size}px-{_digest(key)}"
+
+
+def macro_transfer(macro_crops: Any, macro: TrainConfig, work: str | os.PathLike) -> Any:
+    """The macro-trained weights for ``macro`` (resumed or read back from its folder).
+
+    Returns
+    -------
+    merlib.training.transfer.TransferResult
+    """
+    from merlib.training.transfer import train_macro
+
+    return train_macro(macro_crops, macro, transfer_dir(work, macro))
+
+
+def run_dir(study: Study, profile: Profile, work: str | os.PathLike, crops_fingerprint: str) -> Path:
+    """``work/runs/<run name>-<digest>``; the digest covers every setting and the crops.
+
+    The classifier is not in it: the SVM and softmax rows of a study are one run.
+    """
+    cfg, search, macro = settings(study, profile)
+    key = {"config": cfg.as_dict(), "search": search.as_dict() if search else None,
+           "macro": macro.as_dict() if macro else None, "crops": crops_fingerprint}
+    key["config"] = {k: v for k, v in key["config"].items() if k not in ("device", "num_threads")}
+    if key["macro"]:
+        key["macro"] = {k: v for k, v in key["macro"].items() if k not in ("device", "num_threads")}
+    return Path(work) / "runs" / f"{study.run_name(profile)}-{_digest(key)}"
+
+
+def _jsonable(obj: Any) -> Any:
+    return json.loads(json.dumps(obj, default=str))
+
+
+def _matches(record: dict[str, Any], cfg: FinetuneConfig, search: SearchConfig | None,
+             transfer: Any, crops: Any) -> bool:
+    ignore = ("device", "num_threads")
+    saved_cfg = {k: v for k, v in (record.get("config") or {}).items() if k not in ignore}
+    now_cfg = {k: v for k, v in _jsonable(cfg.as_dict()).items() if k not in ignore}
+    if saved_cfg != now_cfg or record.get("search") != (_jsonable(search.as_dict()) if search else None):
+        return False
+    if record.get("n_samples") != len(crops) or \
+            (record.get("provenance") or {}).get("data_fingerprint") != crops.fingerprint():
+        return False
+    saved_t = record.get("transfer")
+    if transfer is None:
+        return saved_t is None
+    return bool(saved_t) and saved_t.get("out_dir") == str(transfer.out_dir) and \
+        saved_t.get("best_epoch") == transfer.best_epoch
+
+
+def read_run(out_dir: str | os.PathLike) -> Any:
+    """A finished :func:`~merlib.evaluation.protocol.evaluate_loso` run, from its files.
+
+    Parameters
+    ----------
+    out_dir : path
+        Holding ``run.json``, ``predictions.csv``, ``metrics.csv``, ``folds.csv``,
+        ``curves.csv`` (and ``search_*.csv`` after a search, ``excluded.csv`` when known).
+
+    Returns
+    -------
+    merlib.evaluation.protocol.LosoResult
+        As the run returned it; ``tasks`` counts every task as reused.
+
+    Raises
+    ------
+    DataLayoutError
+        A file is missing (names it).
+    """
+    from merlib.errors import DataLayoutError
+    from merlib.evaluation.protocol import LosoResult
+    from merlib.evaluation.search import SearchResult
+
+    out = Path(out_dir)
+    need = ["run.json", "predictions.csv", "metrics.csv", "folds.csv", "curves.csv"]
+    missing = [n for n in need if not (out / n).is_file()]
+    if missing:
+        raise DataLayoutError(f"{out}: missing {missing}; not a finished LOSO run (rerun it)")
+    record = json.loads((out / "run.json").read_text())
+    text = {c: str for c in ("dataset", "subject", "sample", "label", "pred", "pred_svm", "pred_softmax",
+                             "flags", "test_subject")}
+    read = lambda name: pd.read_csv(out / name, dtype=text, keep_default_na=False,  # noqa: E731
+                                    na_values={"svm_inner_uf1": [""]})
+    predictions, metrics, folds, curves = (read(n) for n in need[1:])
+    search = None
+    if record.get("search") and (out / "search_scores.csv").is_file():
+        scfg = SearchConfig.from_dict(record["search"])
+        scores = read("search_scores.csv").drop(columns="selection", errors="ignore")
+        chosen = read("search_chosen.csv").drop(columns="selection", errors="ignore")
+        search = SearchResult(scores, chosen, list(ParameterGrid(scfg.param_grid())), scfg.selection,
+                              record["selection"])
+    excluded = read("excluded.csv") if (out / "excluded.csv").is_file() else None
+    total = int((record.get("tasks") or {}).get("total", len(folds)))
+    return LosoResult(predictions, metrics, folds, curves, record["selection"], search,
+                      float(record.get("seconds", 0.0)), out, excluded,
+                      {"total": total, "reused": total, "computed": 0})
+
+
+@dataclass(frozen=True)
+class StudyRun:
+    """A study's LOSO run.
+
+    Attributes
+    ----------
+    study : Study
+    result : LosoResult
+    reused : bool
+        True when read back from disk (no training in this call).
+    """
+
+    study: Study
+    result: Any
+    reused: bool
+
+    @property
+    def predictions(self) -> pd.DataFrame:
+        """The run's predictions with this study's column as ``pred_<study name>``."""
+        p = self.result.predictions
+        return p[["dataset", "subject", "sample", "label", "fold"]].assign(
+            **{f"pred_{self.study.name}": p[self.study.column].to_numpy()})
+
+
+def run_study(study: Study | str, crops: dict[str, Any] | Any, profile: Profile, work: str | os.PathLike, *,
+              n_workers: int | None = 1, scheduler: str | None = None, progress: bool = False) -> StudyRun:
+    """Run ``study`` on the composite (or read it back when another call already did).
+
+    Parameters
+    ----------
+    study : Study or str
+        A :data:`STUDIES` name (``"no_l2@fixed"`` for the fixed-settings version).
+    crops : dict of CropSet, or CropSet
+        ``{"composite": ..., "macro": ...}`` as :func:`~merlib.training.data.prepare_crop_sets`
+        returns (``macro`` is needed when the study transfers), or the composite alone for
+        a study without transfer.
+    profile : Profile
+        The full method's settings (seed, epochs, device already set by the caller).
+    work : path
+        The chapter's results folder (:func:`merlib.paths.results_dir`); runs go to
+        ``work/runs``, macro transfers to ``work/transfer``.
+    n_workers, scheduler, progress
+        Passed to :func:`~merlib.evaluation.protocol.evaluate_loso`.
+
+    Returns
+    -------
+    StudyRun
+    """
+    from merlib.evaluation.protocol import evaluate_loso
+
+    study = get_study(study) if isinstance(study, str) else study
+    sets = crops if isinstance(crops, dict) else {"composite": crops}
+    composite = sets["composite"]
+    cfg, search, macro = settings(study, profile)
+    transfer = None
+    if macro is not None:
+        if "macro" not in sets:
+            raise ConfigError(f"crops: study {study.name!r} transfers from the macro set; pass "
+                              "prepare_crop_sets(...) output with a 'macro' entry")
+        transfer = macro_transfer(sets["macro"], macro, work)
+    out = run_dir(study, profile, work, composite.fingerprint())
+    if (out / "run.json").is_file() and (out / "predictions.csv").is_file():
+        record = json.loads((out / "run.json").read_text())
+        if _matches(record, cfg, search, transfer, composite):
+            return StudyRun(study, read_run(out), True)
+    result = evaluate_loso(composite, cfg, out, transfer=transfer, search=search, n_workers=n_workers,
+                           scheduler=scheduler, progress=progress)
+    return StudyRun(study, result, False)
+
+
+def combined_predictions(runs: list[StudyRun]) -> pd.DataFrame:
+    """One predictions table with a ``pred_<study>`` column per run (same samples, folds).
+
+    Raises
+    ------
+    ConfigError
+        Two runs predict different samples or folds (names the study).
+    """
+    if not runs:
+        raise ConfigError("runs: expected at least one StudyRun, got none")
+    key = ["dataset", "subject", "sample", "label", "fold"]
+    base = runs[0].predictions
+    out = base[key].copy()
+    for run in runs:
+        p = run.predictions
+        if len(p) != len(base) or not p[key].astype(str).equals(base[key].astype(str)):
+            raise ConfigError(f"runs: study {run.study.name!r} predicted other samples or folds than "
+                              f"{runs[0].study.name!r}; runs must share the crops")
+        col = f"pred_{run.study.name}"
+        out[col] = p[col].to_numpy()
+    return out
+
+
+# ------------------------------------------------------------ validation curves (Figs 6-8)
+
+def inner_split_curves(crops: Any, cfg: FinetuneConfig, *, transfer_state: dict | None = None,
+                       val_fraction: float = 0.25, seed: int = 0) -> pd.DataFrame:
+    """Training and validation accuracy per epoch of one fine-tuning, validation = held-out
+    *training* subjects.
+
+    The same steps as :func:`merlib.training.finetune.finetune` (fresh network,
+    transferred blocks, gradual unfreezing, the config's balancing and L2), on the
+    subjects :func:`~merlib.evaluation.splits.holdout_subjects` keeps for training; after
+    each epoch the network predicts the held-out subjects in eval mode, with its BatchNorm
+    statistics recalibrated on the training crops first (as ``finetune`` does after the
+    last epoch; its own generator, so the training batches are those of a plain run).
+
+    Parameters
+    ----------
+    crops : CropSet
+        The micro composite (no LOSO test subject is involved: this is not a LOSO run).
+    cfg : FinetuneConfig
+    transfer_state : dict of tensors, optional
+    val_fraction : float
+        Fraction of the subjects held out.
+    seed : int
+
+    Returns
+    -------
+    DataFrame
+        epoch (1-based), train_loss, train_acc (train mode: dropout, augmentation),
+        val_acc, val_uf1, n_train, n_val.
+    """
+    import torch
+
+    from merlib.evaluation.metrics import scores
+    from merlib.evaluation.splits import holdout_subjects
+    from merlib.models.backbone import conv_stages, create_backbone
+    from merlib.training.data import CropDataset
+    from merlib.training.engine import (make_datasets, make_optimizer, predict, recalibrate_batchnorm,
+                                        resolve_device, seed_everything, train_epoch)
+    from merlib.training.finetune import GradualUnfreezer, _load_transfer, unfreeze_epochs
+
+    train_idx, val_idx = holdout_subjects(crops.groups, val_fraction, seed=seed)
+    train, val = crops.subset(train_idx), crops.subset(val_idx)
+    device = resolve_device(cfg.device)
+    generator = seed_everything(seed, cfg.num_threads)
+    model = create_backbone(cfg.arch, image_size=cfg.image_size, drop_rate=cfg.drop_rate)
+    loaded = _load_transfer(model, transfer_state, cfg.transfer_load) if transfer_state is not None else []
+    model.to(device)
+    stages = conv_stages(model)
+    starts = (unfreeze_epochs(len(stages), cfg.epochs, cfg.unfreeze_start, cfg.unfreeze_end)
+              if loaded else [0] * len(stages))
+    unfreezer = GradualUnfreezer(model, stages, starts)
+    optimizer = make_optimizer(model, cfg)
+    train_ds, plain_ds = make_datasets(train, cfg, model, generator)
+    mean, std = train_ds.mean, train_ds.std
+    val_ds = CropDataset(val.X, val.y, image_size=cfg.image_size, mean=mean, std=std)
+    recal_gen = torch.Generator().manual_seed(seed + 7)
+    rows = []
+    for epoch in range(cfg.epochs):
+        frozen = unfreezer.apply(epoch)
+        fit = train_epoch(model, train_ds, cfg, optimizer, generator, device, keep_eval=frozen)
+        # Eval-mode accuracy needs statistics of the current weights (see finetune).
+        saved = {k: v.clone() for k, v in model.state_dict().items() if "running_" in k or "num_batches" in k}
+        if cfg.bn_recalibrate:
+            recalibrate_batchnorm(model, plain_ds, device, cfg.batch_size, recal_gen, keep=frozen)
+        _, proba = predict(model, val_ds, device)
+        model.load_state_dict(saved, strict=False)  # training continues from its own statistics
+        s = scores(val.y, proba.argmax(1))
+        rows.append({"epoch": epoch + 1, "train_loss": fit["loss"], "train_acc": fit["acc"],
+                     "val_acc": s["accuracy"], "val_uf1": s["uf1"], "n_train": len(train), "n_val": len(val)})
+    return pd.DataFrame(rows)
+
+
+def most_chosen(run: Any, cfg: FinetuneConfig) -> FinetuneConfig:
+    """``cfg`` with the grid point the search chose for the most outer folds (ties: lowest index)."""
+    folds = run.folds
+    if "grid_index" not in folds or (folds["grid_index"] < 0).all():
+        return cfg
+    counts = folds["grid_index"].value_counts()
+    gi = int(counts[counts == counts.max()].index.min())
+    row = folds[folds["grid_index"] == gi].iloc[0]
+    return cfg.replace(batch_size=int(row["batch_size"]), lr=float(row["lr"]), epochs=int(row["epochs"]))
+
+
+__all__ = ["ARCH_LABELS", "COMPARISON_ARCHS", "STUDIES", "Study", "StudyRun", "chapter_profile", "combined_predictions",
+           "get_study", "inner_split_curves", "macro_transfer", "most_chosen", "read_run", "run_dir",
+           "run_study", "settings", "transfer_dir"]
