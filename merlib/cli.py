@@ -424,6 +424,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--workers", type=_int_in(1), default=None, help=WORKERS_HELP + "; 1: serial")
     s.add_argument("--scheduler", default=None, help="address of an existing Dask scheduler")
     s.set_defaults(func=_cmd_evaluate)
+
+    from merlib.inference.commands import add_parsers
+
+    add_parsers(sub)  # fit, export, predict
     return p
 
 
