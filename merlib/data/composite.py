@@ -3,9 +3,16 @@
 The list of (dataset, subject, sample, label) ships with the package
 (``resources/megc2019_composite_442.csv``, as published with the challenge's baselines);
 its label is the standard, and each one is cross-checked against the reader's label.
+
+Which samples a data root must hold (:func:`expected_composite`): all 442 for real data;
+for a simulated SynthME root, the subset it simulates, recorded in the root at
+``merlib synth`` time (``SYNTHME_composite.csv``). Either way the selection is strict: a
+sample expected and not on disk is an error, unless ``allow_missing``.
 """
 from __future__ import annotations
 
+import json
+import warnings
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -16,13 +23,33 @@ from merlib.data.index import DATASET_FOLDERS, index_datasets
 from merlib.data.schema import COLUMNS, MICRO_DATASETS, validate_table
 from merlib.errors import AnnotationError, MissingSamplesError
 
-COMPOSITE_COLUMNS: list[str] = ["dataset", "subject", "sample", "label", "apex_frame", "apex_path"]
+#: Columns of the composite CSV (``merlib composite``); ``flags`` lists every value a
+#: reader filled in rather than read (an estimated apex, SMIC's middle frame).
+COMPOSITE_COLUMNS: list[str] = ["dataset", "subject", "sample", "label", "apex_frame",
+                                "apex_path", "flags"]
 COMPOSITE_RESOURCE = "megc2019_composite_442.csv"
+LIST_COLUMNS: list[str] = ["dataset", "subject", "sample", "label"]
 _KEY = ["dataset", "subject", "sample"]
 #: SMIC's high-speed camera is the part MEGC2019 uses.
 SMIC_PART = "HS"
 #: How many missing samples an error message names before it just counts.
 _NAMED = 10
+
+
+@dataclass(frozen=True)
+class ExpectedList:
+    """The composite samples a data root is expected to hold.
+
+    Attributes
+    ----------
+    table : DataFrame
+        Columns dataset, subject, sample, label (strings), in the packaged list's order.
+    source : str
+        Where the list comes from, for messages and reports.
+    """
+
+    table: pd.DataFrame
+    source: str
 
 
 @dataclass
@@ -32,15 +59,21 @@ class CompositeResult:
     Attributes
     ----------
     table : DataFrame
-        One row per listed sample found, in list order: the canonical columns, with
-        ``label`` taken from the list.
+        One row per expected sample found, in list order: the canonical columns, with
+        ``label`` taken from the list and the reader's ``flags``.
     missing : DataFrame
-        Listed samples not on disk (columns dataset, subject, sample, label); empty
+        Expected samples not on disk (columns dataset, subject, sample, label); empty
         unless ``allow_missing``.
+    expected : str
+        Which list the selection was checked against (:attr:`ExpectedList.source`).
+    n_expected : int
+        Its length: 442, or a SynthME root's simulated subset.
     """
 
     table: pd.DataFrame
     missing: pd.DataFrame
+    expected: str = "the MEGC2019 list (442 samples)"
+    n_expected: int = 442
 
 
 def load_composite_list() -> pd.DataFrame:
@@ -50,16 +83,114 @@ def load_composite_list() -> pd.DataFrame:
         return pd.read_csv(fh, dtype="string")
 
 
-def _index_micro(data_root: Path, allow_missing: bool) -> pd.DataFrame:
+def full_list() -> ExpectedList:
+    """All 442 samples: what a real data root must hold."""
+    return ExpectedList(load_composite_list(), "the MEGC2019 list (442 samples)")
+
+
+def is_synthme_root(data_root: Path | str) -> bool:
+    """True when ``data_root`` holds a SynthME marker (``SYNTHME.json``, simulated)."""
+    from merlib.data.synth import MARKER
+
+    try:
+        doc = json.loads((Path(data_root) / MARKER).read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(doc, dict) and doc.get("simulated") is True
+
+
+def _read_record(path: Path, listed: pd.DataFrame) -> pd.DataFrame:
+    try:
+        record = pd.read_csv(path, dtype="string", keep_default_na=False)
+    except (OSError, ValueError) as err:
+        raise AnnotationError(f"{path}: cannot be read as CSV ({err})") from None
+    if list(record.columns) != LIST_COLUMNS:
+        raise AnnotationError(
+            f"{path.name}: header {list(record.columns)}; expected {LIST_COLUMNS}"
+        )
+    merged = record.merge(listed, on=LIST_COLUMNS, how="left", indicator=True)
+    stray = (merged["_merge"] == "left_only").to_numpy()
+    if stray.any():
+        i = int(stray.nonzero()[0][0])
+        r = record.iloc[i]
+        raise AnnotationError(
+            f"{path.name}: row {i + 2} ({r['dataset']} {r['subject']} {r['sample']} "
+            f"{r['label']}) is not a sample of the MEGC2019 list with that label"
+        )
+    dup = record.duplicated(_KEY).to_numpy()
+    if dup.any():
+        i = int(dup.nonzero()[0][0])
+        raise AnnotationError(f"{path.name}: row {i + 2} repeats sample {record.iloc[i]['sample']}")
+    # In the packaged list's order, whatever order the record is in.
+    keys = set(map(tuple, record[_KEY].to_numpy().tolist()))
+    inside = [tuple(k) in keys for k in listed[_KEY].to_numpy().tolist()]
+    return listed[inside].reset_index(drop=True)
+
+
+def expected_composite(data_root: Path | str, index: pd.DataFrame | None = None) -> ExpectedList:
+    """The composite samples ``data_root`` must hold.
+
+    Parameters
+    ----------
+    data_root : path
+    index : DataFrame, optional
+        Canonical table of the root's micro datasets; only needed for a SynthME root
+        made before roots recorded their subset (it is then indexed if not given).
+
+    Returns
+    -------
+    ExpectedList
+        A real root (no SynthME marker): all 442. A SynthME root: the samples listed
+        in its ``SYNTHME_composite.csv``; for an older SynthME root without that file,
+        the listed samples present on disk (a :class:`UserWarning` says so: a sample
+        lost from such a root cannot be noticed).
+
+    Raises
+    ------
+    AnnotationError
+        ``SYNTHME_composite.csv`` is unreadable or names a sample (or label) that is not
+        in the MEGC2019 list (the message names the row).
+    """
+    from merlib.data.synth import COMPOSITE
+
+    root = Path(data_root)
+    if not is_synthme_root(root):
+        return full_list()
+    listed = load_composite_list()
+    record = root / COMPOSITE
+    if record.is_file():
+        table = _read_record(record, listed)
+        return ExpectedList(
+            table, f"the {len(table)} composite samples this SynthME root simulates ({COMPOSITE})")
+    if index is None:
+        index = _index_micro(root, allow_missing=True, apex_fallback="motion")
+    on_disk = _micro_rows(index)[_KEY].drop_duplicates()
+    table = listed.merge(on_disk, on=_KEY, how="inner", sort=False).reset_index(drop=True)
+    source = (f"the {len(table)} composite samples present in this SynthME root (derived: "
+              f"the root has no {COMPOSITE}; regenerate it with `merlib synth` to record them)")
+    warnings.warn(f"{root}: expecting {source}", UserWarning, stacklevel=2)
+    return ExpectedList(table, source)
+
+
+def _index_micro(data_root: Path, allow_missing: bool, apex_fallback: str) -> pd.DataFrame:
     present = [d for d in MICRO_DATASETS if (data_root / DATASET_FOLDERS[d]).is_dir()]
     if allow_missing and present:
-        return index_datasets(data_root, present)
+        return index_datasets(data_root, present, apex_fallback=apex_fallback)
     # All three are required: index_datasets names the first folder that is missing.
-    return index_datasets(data_root, list(MICRO_DATASETS))
+    return index_datasets(data_root, list(MICRO_DATASETS), apex_fallback=apex_fallback)
+
+
+def _micro_rows(index: pd.DataFrame) -> pd.DataFrame:
+    micro = index[index["dataset"].isin(MICRO_DATASETS)]
+    return micro[(micro["dataset"] != "smic") | (micro["part"] == SMIC_PART)]
 
 
 def megc2019_composite(
-    source: Path | str | pd.DataFrame, *, allow_missing: bool = False
+    source: Path | str | pd.DataFrame,
+    *,
+    allow_missing: bool = False,
+    expected: ExpectedList | None = None,
+    apex_fallback: str = "motion",
 ) -> CompositeResult:
     """Select the MEGC2019 composite from a data root or an index table.
 
@@ -70,31 +201,40 @@ def megc2019_composite(
         :func:`merlib.data.index.index_datasets`.
     allow_missing : bool, default=False
         Return the samples found and report the others in ``missing`` instead of raising.
+    expected : ExpectedList, optional
+        The samples that must be there. Default: for a data root,
+        :func:`expected_composite` (442, or a SynthME root's simulated subset); for a
+        table, all 442 (pass ``expected_composite(root, table)`` for a SynthME table).
+    apex_fallback : {"motion", "middle"}, default="motion"
+        How CASME II and SAMM replace an unusable apex cell when ``source`` is a root.
 
     Returns
     -------
     CompositeResult
-        ``table`` in list order (442 rows on a complete tree), all canonical columns.
+        ``table`` in list order (442 rows on a complete real tree), all canonical
+        columns, ``flags`` included.
 
     Raises
     ------
     MissingSamplesError
-        Listed samples are not on disk (names the first 10 and the count).
+        Expected samples are not on disk (names the first 10 and the count).
     AnnotationError
         A sample's label on disk differs from the list's (names the sample and both).
     """
     if isinstance(source, pd.DataFrame):
         index = validate_table(source, source="index table")
+        expected = full_list() if expected is None else expected
     else:
-        index = _index_micro(Path(source), allow_missing)
-    micro = index[index["dataset"].isin(MICRO_DATASETS)]
-    micro = micro[(micro["dataset"] != "smic") | (micro["part"] == SMIC_PART)]
+        root = Path(source)
+        index = _index_micro(root, allow_missing, apex_fallback)
+        expected = expected_composite(root, index) if expected is None else expected
+    micro = _micro_rows(index)
     dup = micro.duplicated(_KEY, keep=False)
     if dup.any():
         names = micro.loc[dup, "sample"].unique().tolist()
         raise AnnotationError(f"index has several rows for composite samples {names[:_NAMED]}")
 
-    listed = load_composite_list()
+    listed = expected.table[LIST_COLUMNS].astype("string")
     on_disk = micro[list(COLUMNS)].rename(columns={"label": "disk_label"})
     merged = listed.merge(on_disk, on=_KEY, how="left", indicator=True, sort=False)
     absent = merged["_merge"] == "left_only"
@@ -104,8 +244,8 @@ def megc2019_composite(
                           for r in missing.head(_NAMED).itertuples())
         more = f" and {len(missing) - _NAMED} more" if len(missing) > _NAMED else ""
         raise MissingSamplesError(
-            f"{len(missing)} of {len(listed)} MEGC2019 composite samples not on disk: "
-            f"{named}{more}"
+            f"{len(missing)} of {len(listed)} MEGC2019 composite samples not on disk "
+            f"(expected: {expected.source}): {named}{more}"
         )
     found = merged[~absent].reset_index(drop=True)
     clash = found["label"] != found["disk_label"].fillna("<none>")
@@ -117,4 +257,5 @@ def megc2019_composite(
             f"; {int(clash.sum())} sample(s) disagree"
         )
     table = found[list(COLUMNS)].astype(COLUMNS)
-    return CompositeResult(table=table, missing=missing)
+    return CompositeResult(table=table, missing=missing, expected=expected.source,
+                           n_expected=len(listed))

@@ -15,7 +15,9 @@ import pandas as pd
 
 from merlib.data import ckplus, mug, oulu
 from merlib.data.composite import megc2019_composite
+from merlib.data.composite import ExpectedList
 from merlib.data.frames import list_frames
+from merlib.data.labels import MACRO_NEGATIVE, check_negative, macro_label
 from merlib.data.schema import MICRO_DATASETS
 from merlib.data.smic import PARTS as SMIC_PARTS
 
@@ -60,6 +62,7 @@ def macro_frames(
     *,
     mug_frames: tuple[int, int] = (6, 10),
     seed: int = 0,
+    macro_negative: Sequence[str] = MACRO_NEGATIVE,
 ) -> pd.DataFrame:
     """The macro transfer set: one row per labelled image.
 
@@ -74,20 +77,29 @@ def macro_frames(
         drawn from ``numpy.random.default_rng(clip_seed(seed, sample))``, so it depends
         only on ``seed`` and the clip's name, not on the order or subset of clips.
     seed : int, default=0
+    macro_negative : sequence of str, default=("anger", "disgust", "sadness")
+        Emotions of the negative class. The default is the paper's macro mapping, which
+        leaves fear and contempt out of the transfer set;
+        :data:`merlib.data.labels.MEGC2019_NEGATIVE` restores them.
 
     Returns
     -------
     DataFrame
         Columns dataset, part, subject, sample, emotion, label, frame, frame_path
-        (relative to ``data_root``). CK+ and Oulu (``VL`` only): the last three frames
-        of each labelled sequence; JAFFE: each labelled image (frame NA); MUG: ``k``
-        frames centred on the middle frame. Unlabelled samples are left out.
+        (relative to ``data_root``); ``label`` from :func:`merlib.data.labels.macro_label`,
+        not from the index. CK+ and Oulu (``VL`` only): the last three frames of each
+        labelled sequence; JAFFE: each labelled image (frame NA); MUG: ``k`` frames
+        centred on the middle frame. Samples without a macro label are left out.
     """
     lo, hi = mug_frames
     if not 1 <= lo <= hi:
         raise ValueError(f"mug_frames: expected 1 <= low <= high, got {mug_frames}")
+    negative = check_negative(macro_negative)
     root = Path(data_root)
-    labelled = index[index["label"].notna()]
+    # The index labels by the MEGC2019 mapping; the transfer set uses the paper's.
+    labels = index["emotion"].map(lambda e: macro_label(e if pd.notna(e) else None, negative))
+    labelled = index.assign(label=labels.astype("string"))
+    labelled = labelled[labelled["label"].notna()]
     rows = []
     for rec in labelled.to_dict("records"):
         dataset = rec["dataset"]
@@ -120,6 +132,7 @@ def micro_selection(
     datasets: Sequence[str] = MICRO_DATASETS,
     smic_parts: Sequence[str] = ("HS",),
     allow_missing: bool = False,
+    expected: ExpectedList | None = None,
 ) -> pd.DataFrame:
     """Micro-expression samples for training and evaluation.
 
@@ -137,6 +150,9 @@ def micro_selection(
         SMIC camera parts for ``all`` (the same clip is filmed by each camera).
     allow_missing : bool, default=False
         For ``megc2019``: drop listed samples not on disk instead of raising.
+    expected : ExpectedList, optional
+        For ``megc2019``: the samples that must be there (default all 442; a SynthME
+        root's subset is :func:`merlib.data.composite.expected_composite`).
 
     Returns
     -------
@@ -144,7 +160,7 @@ def micro_selection(
         Canonical table of the selected samples.
     """
     if name == "megc2019":
-        return megc2019_composite(index, allow_missing=allow_missing).table
+        return megc2019_composite(index, allow_missing=allow_missing, expected=expected).table
     if name != "all":
         raise ValueError(f"name: expected 'megc2019' or 'all', got {name!r}")
     unknown = [d for d in datasets if d not in MICRO_DATASETS]

@@ -4,9 +4,14 @@ import numpy as np
 import pytest
 
 from merlib.data.index import index_datasets
+from merlib.data.labels import MACRO_NEGATIVE, MEGC2019_NEGATIVE, emotion_to_label, macro_label
+from merlib.data.layouts import ClipRecord as R
 from merlib.data.selection import (
     MACRO_COLUMNS, clip_seed, macro_frames, micro_selection, mug_window,
 )
+from merlib.errors import ConfigError
+
+from .conftest import lay_out
 
 
 def test_macro_frames(all_root):
@@ -71,3 +76,46 @@ def test_micro_selection_all(all_root):
 def test_micro_selection_megc2019(megc_root):
     sel = micro_selection(index_datasets(megc_root), "megc2019")
     assert len(sel) == 442
+
+
+def _fear_and_contempt_root(root):
+    lay_out("ckplus", root, [R("S020", "S020_001", "fear", (1, 2, 3, 4)),
+                             R("S020", "S020_002", "contempt", (1, 2, 3, 4)),
+                             R("S020", "S020_003", "sadness", (1, 2, 3, 4)),
+                             R("S020", "S020_004", "anger", (1, 2, 3, 4))])
+    lay_out("oulu", root, [R("P003", "P003_Fear", "Fear", (0, 1, 2, 3)),
+                           R("P003", "P003_Disgust", "Disgust", (0, 1, 2, 3))])
+    lay_out("jaffe", root, [R("KA", "KA.FE1.30", "FE", (1,)), R("KA", "KA.SA1.33", "SA", (1,))])
+    lay_out("mug", root, [R("004", "004_fear_take000", "fear", tuple(range(7))),
+                          R("004", "004_happiness_take000", "happiness", tuple(range(7)))])
+    return root
+
+
+def test_macro_set_uses_the_papers_negative_class(tmp_path):
+    """The paper's macro mapping: negative = anger, disgust, sadness; fear and contempt out."""
+    root = _fear_and_contempt_root(tmp_path)
+    index = index_datasets(root)
+    # The index keeps the MEGC2019 mapping (fear is negative there) ...
+    assert index.set_index("sample").loc["S020_001", "label"] == "negative"
+    # ... the transfer set applies the paper's.
+    m = macro_frames(index, root)
+    assert set(m["sample"]) == {"S020_003", "S020_004", "P003_Disgust", "KA.SA1.33",
+                                "004_happiness_take000"}
+    assert set(m.loc[m["label"] == "negative", "emotion"].str.lower()) == {
+        "anger", "disgust", "sadness"}
+    restored = macro_frames(index, root, macro_negative=MEGC2019_NEGATIVE)
+    assert set(restored["sample"]) - set(m["sample"]) == {
+        "S020_001", "S020_002", "P003_Fear", "KA.FE1.30", "004_fear_take000"}
+    assert set(restored.loc[restored["sample"] == "S020_002", "label"]) == {"negative"}
+    with pytest.raises(ConfigError, match=r"macro_negative: expected a non-empty subset of "):
+        macro_frames(index, root, macro_negative=("anger", "joy"))
+    with pytest.raises(ConfigError, match="got the string 'anger'"):
+        macro_frames(index, root, macro_negative="anger")
+
+
+def test_micro_mapping_is_unchanged():
+    assert MACRO_NEGATIVE == ("anger", "disgust", "sadness")
+    assert emotion_to_label("Fear", "samm") == "negative"
+    assert emotion_to_label("Contempt", "samm") == "negative"
+    assert emotion_to_label("fear", "casme2") is None
+    assert macro_label("Fear") is None and macro_label("SAD") == "negative"

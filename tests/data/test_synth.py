@@ -23,8 +23,8 @@ from merlib.data.composite import load_composite_list, megc2019_composite
 from merlib.data.index import index_datasets
 from merlib.data.schema import MACRO_DATASETS, MICRO_DATASETS
 from merlib.data.synth import (
-    MARKER, TRUTH, TRUTH_COLUMNS, SynthConfig, SynthConfigError, _check_output, _clear,
-    generate,
+    COMPOSITE, MARKER, TRUTH, TRUTH_COLUMNS, SynthConfig, SynthConfigError, _check_output,
+    _clear, _composite_csv, generate,
 )
 from merlib.data.synth.au import AU_FIELDS, MIRROR, RECIPES, sample_expression
 from merlib.data.synth.plan import MACRO_CAPS, MICRO_SHARES, key_rng, make_plan, split_counts
@@ -135,6 +135,28 @@ def test_plan_uses_exactly_the_composite_samples_of_the_chosen_subjects():
     assert len(set(combos)) == len(combos) == 40
 
 
+def test_root_records_the_composite_samples_it_simulates(tmp_path):
+    """Written at `merlib synth` time: the expected list of the composite for this root."""
+    ids, yaws = _dummy_faces()
+    plan = make_plan(SMALL.validate(), ids, yaws)
+    (tmp_path / COMPOSITE).write_text(_composite_csv(plan))
+    record = pd.read_csv(tmp_path / COMPOSITE, dtype=str)
+    listed = load_composite_list()
+    assert list(record.columns) == ["dataset", "subject", "sample", "label"]
+    labelled = {(c.dataset, c.record.subject, c.record.sample, c.label)
+                for c in plan.clips if c.dataset in MICRO_DATASETS and c.label}
+    assert set(record.itertuples(index=False, name=None)) == labelled
+    # In the packaged list's order.
+    order = {k: i for i, k in enumerate(zip(listed["dataset"], listed["subject"], listed["sample"]))}
+    ranks = [order[k] for k in zip(record["dataset"], record["subject"], record["sample"])]
+    assert ranks == sorted(ranks)
+    (tmp_path / MARKER).write_text(json.dumps({"simulated": True}))
+    from merlib.data.composite import expected_composite
+
+    expected = expected_composite(tmp_path)
+    assert len(expected.table) == len(record) and COMPOSITE in expected.source
+
+
 def test_plan_is_deterministic_and_seed_dependent():
     ids, yaws = _dummy_faces()
     a = make_plan(SMALL.validate(), ids, yaws)
@@ -239,12 +261,16 @@ def test_truth_matches_the_readers_index(small_root, truth):
         assert (merged[col] == got).all(), col
 
 
-def test_composite_allow_missing_yields_exactly_the_simulated_subset(small_root, truth):
-    result = megc2019_composite(small_root, allow_missing=True)
+def test_composite_needs_no_allow_missing_and_yields_exactly_the_simulated_subset(
+        small_root, truth, recwarn):
+    # A root made before roots recorded their subset derives it (with a warning).
+    result = megc2019_composite(small_root)
     micro = truth[truth["dataset"].isin(MICRO_DATASETS) & (truth["label"] != "")]
     got = set(zip(result.table["dataset"], result.table["subject"], result.table["sample"]))
     assert got == set(zip(micro["dataset"], micro["subject"], micro["sample"]))
-    assert len(result.missing) == 442 - len(micro)
+    assert result.missing.empty and result.n_expected == len(micro)
+    if (small_root / COMPOSITE).is_file():
+        assert COMPOSITE in result.expected
 
 
 def test_dlib_finds_exactly_one_face_on_apex_frames(small_root):
@@ -303,6 +329,8 @@ def test_neutral_frames_pass_through_the_same_resampling(small_root):
 
 def test_same_seed_gives_identical_files_for_any_worker_count(small_root, marker, tmp_path):
     again = generate(tmp_path / "again", _config(marker), progress=False, workers=1)
+    assert (again / COMPOSITE).is_file()
+    assert json.loads((again / MARKER).read_text())["composite"]["file"] == COMPOSITE
     assert _hashes(again) == _hashes(small_root)
 
 

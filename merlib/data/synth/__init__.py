@@ -9,9 +9,11 @@ the MEGC2019 composite list (:mod:`.plan`), and the files go where the owners pu
 (:mod:`merlib.data.layouts`), so the same readers load real and simulated data.
 
 Besides the dataset folders, the root holds ``SYNTHME.json`` (marks the root as
-simulated: seed, configuration, counts, face-pool digest) and ``SYNTHME_truth.csv``
-(one row per sample: label, action units, apex amplitude, source faces, coded frames).
-The readers ignore both.
+simulated: seed, configuration, counts, face-pool digest), ``SYNTHME_truth.csv``
+(one row per sample: label, action units, apex amplitude, source faces, coded frames)
+and ``SYNTHME_composite.csv`` (the MEGC2019 composite samples the root simulates: the
+expected list of :func:`merlib.data.composite.megc2019_composite` for this root). The
+readers ignore all three.
 
 Example
 -------
@@ -33,10 +35,14 @@ from pathlib import Path
 
 from merlib.errors import MerlibError
 
-__all__ = ["SynthConfig", "SynthConfigError", "generate", "MARKER", "TRUTH", "TRUTH_COLUMNS"]
+__all__ = ["SynthConfig", "SynthConfigError", "generate", "MARKER", "TRUTH", "TRUTH_COLUMNS",
+           "COMPOSITE", "COMPOSITE_COLUMNS"]
 
 MARKER = "SYNTHME.json"
 TRUTH = "SYNTHME_truth.csv"
+#: The MEGC2019 composite samples a root simulates (a subset of the packaged list).
+COMPOSITE = "SYNTHME_composite.csv"
+COMPOSITE_COLUMNS: tuple[str, ...] = ("dataset", "subject", "sample", "label")
 TRUTH_COLUMNS: tuple[str, ...] = (
     "dataset", "subject", "sample", "label", "emotion", "aus", "amplitude_iod",
     "source_faces", "apex_frame", "onset_frame", "offset_frame",
@@ -153,7 +159,7 @@ def _check_output(out: Path) -> list[Path]:
             f"refusing to write into {out}: the folder is not empty and is not a previous "
             f"SynthME root (no {MARKER}); choose an empty or new folder"
         )
-    ours = set(_dataset_folders().values()) | {MARKER, TRUTH}
+    ours = set(_dataset_folders().values()) | {MARKER, TRUTH, COMPOSITE}
     foreign = [p.name for p in entries if p.name not in ours]
     if foreign:
         raise SynthOutputError(
@@ -261,6 +267,24 @@ def _truth_csv(plan) -> str:
     return buf.getvalue()
 
 
+def _composite_rows(plan) -> list[tuple[str, str, str, str]]:
+    """The plan's clips that are MEGC2019 composite samples, in the list's order."""
+    from merlib.data.composite import load_composite_list
+
+    planned = {(c.dataset, c.record.subject, c.record.sample) for c in plan.clips}
+    listed = load_composite_list()
+    return [(r.dataset, r.subject, r.sample, r.label) for r in listed.itertuples()
+            if (r.dataset, r.subject, r.sample) in planned]
+
+
+def _composite_csv(plan) -> str:
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(COMPOSITE_COLUMNS)
+    writer.writerows(_composite_rows(plan))
+    return buf.getvalue()
+
+
 def _marker(cfg: SynthConfig, pool, plan, complete: bool) -> str:
     from merlib import __version__
     from merlib.data.synth.render import CAMERAS
@@ -273,6 +297,8 @@ def _marker(cfg: SynthConfig, pool, plan, complete: bool) -> str:
         "complete": complete,
         **cfg.record(),
         "counts": _counts(plan),
+        "composite": {"file": COMPOSITE, "samples": len(_composite_rows(plan)),
+                      "of": "the MEGC2019 composite (442 samples)"},
         "face_pool": {"digest": pool.digest, "cache_key": pool.manifest["cache_key"],
                       "n_faces": len(pool), "faces_used": used},
         "cameras": {d: {"width": c.width, "height": c.height, "colour": c.colour,
@@ -357,5 +383,6 @@ def generate(out: Path | str, cfg: SynthConfig | None = None, progress: bool = T
         if records:
             write_annotations(dataset, out, records)
     (out / TRUTH).write_text(_truth_csv(plan))
+    (out / COMPOSITE).write_text(_composite_csv(plan))
     (out / MARKER).write_text(_marker(cfg, pool, plan, complete=True))
     return out
