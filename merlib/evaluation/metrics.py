@@ -10,6 +10,10 @@ set are always ``LABELS``, even when a fold or a part lacks a class:
 
 A class with no true and no predicted sample scores 0 (``zero_division=0``): the three
 parts of the composite all hold every class, so this only matters on toy data.
+
+Every score comes with ``n``, the number of pooled samples it was computed on: a table
+of results says over how many samples of each part it holds (samples that
+pre-processing could not use are not among them; the LOSO protocol lists those).
 """
 from __future__ import annotations
 
@@ -92,7 +96,8 @@ def metrics_table(predictions: pd.DataFrame, pred_columns: Sequence[str] = ("pre
     -------
     DataFrame
         Columns ``classifier`` (the prediction column), ``part`` (``composite`` then each
-        dataset present, in :data:`PARTS` order), ``uf1``, ``uar``, ``accuracy``, ``n``.
+        dataset present, in :data:`PARTS` order), ``uf1``, ``uar``, ``accuracy``, ``n``
+        (the rows of ``predictions`` in that part: what the three scores are over).
     """
     missing = [c for c in ("dataset", "label", *pred_columns) if c not in predictions.columns]
     if missing:

@@ -188,7 +188,8 @@ def evaluate_loso(crops: CropSet, cfg: FinetuneConfig = FinetuneConfig(),
             if found and found.outer:
                 break  # the leaky search already ran every outer fold of the chosen point
             gi, params = choice[f.index]
-            key, point, seed = f"outer-f{f.index}-g{gi}", cfg.replace(**params), derive_seed(cfg.seed, "outer", f.index, gi)
+            key, point = f"outer-f{f.index}-g{gi}", cfg.replace(**params)
+            seed = derive_seed(cfg.seed, "outer", f.index, gi)
             tasks[key] = (shared, f.train_idx, f.test_idx, point, shared_state, seed)
             identities[key] = task_identity(point, seed, f.train_idx, f.test_idx)
         done = run_tasks(runner, fit_predict, tasks, identities, store, progress=progress, desc="LOSO folds")

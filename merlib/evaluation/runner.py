@@ -16,6 +16,7 @@ import json
 import logging
 import os
 import shutil
+import time
 import uuid
 import warnings
 import zipfile
@@ -257,7 +258,7 @@ class TaskStore:
 
     @classmethod
     def open(cls, folder: str | os.PathLike, run_key: dict[str, Any], *, resume: bool = True,
-             ignore: frozenset[str] = frozenset()) -> TaskStore:
+             ignore: frozenset[str] = frozenset(), renew: frozenset[str] = frozenset()) -> TaskStore:
         """The store in ``folder``, created (and its run key written) when new.
 
         Parameters
@@ -268,8 +269,12 @@ class TaskStore:
         resume : bool, default=True
             False: results already in ``folder`` are deleted first.
         ignore : frozenset of str
-            Run-key entries that are recorded but may differ on resumption (e.g. the code
-            version: a warning says so).
+            Run-key entries that are recorded but may differ on resumption (a warning
+            says so).
+        renew : frozenset of str
+            Run-key entries whose change makes the stored results worthless rather than
+            wrong to ask for (e.g. the code that computed them): they are deleted, with a
+            warning, and every task runs again.
 
         Raises
         ------
@@ -278,20 +283,24 @@ class TaskStore:
             a run with another run key (names the first differing entry).
         """
         folder = Path(folder)
+        key_file = folder / cls.RUN_KEY_FILE
         try:
             if not resume and folder.is_dir():
                 shutil.rmtree(folder)
             folder.mkdir(parents=True, exist_ok=True)
-            key_file = folder / cls.RUN_KEY_FILE
             saved = _read_json(key_file) if key_file.is_file() else None
+            if saved is not None and _check_run_key(saved, run_key, key_file, ignore, renew):
+                shutil.rmtree(folder)
+                folder.mkdir(parents=True)
+                saved = None
             if saved is None:
-                atomic_write(key_file, lambda p: p.write_text(json.dumps(run_key, indent=1,
-                                                                          default=_json_default)))
+                text = json.dumps(run_key, indent=1, default=_json_default)
+                atomic_write(key_file, lambda p: p.write_text(text))
             else:
-                _check_run_key(saved, run_key, key_file, ignore)
                 # A resumable folder must also take new files: find out now, not after training.
                 atomic_write(folder / ".write-check", lambda p: p.write_text("ok"))
                 (folder / ".write-check").unlink()
+            _remove_stale_temporaries(folder)
         except OSError as err:
             raise ConfigError(f"out_dir: cannot write results under {folder} "
                               f"({err.strerror or err}); choose a writable folder") from err
@@ -372,18 +381,39 @@ def _flat(d: Any, prefix: str = "") -> dict[str, Any]:
     return out
 
 
-def _check_run_key(saved: dict[str, Any], now: dict[str, Any], path: Path, ignore: frozenset[str]) -> None:
+def _check_run_key(saved: dict[str, Any], now: dict[str, Any], path: Path, ignore: frozenset[str],
+                   renew: frozenset[str]) -> bool:
+    """Raise on a differing setting; True when only ``renew`` entries differ (start over)."""
     old = _flat(saved)
     new = _flat(json.loads(json.dumps(now, default=_json_default)))
-    for name in sorted(set(old) | set(new)):
-        if old.get(name) == new.get(name):
-            continue
-        if name.split(".")[0] in ignore:
-            warnings.warn(f"{path}: stored results were made with {name}={old.get(name)!r}, this run "
-                          f"has {new.get(name)!r}; reused results come from that setting", stacklevel=3)
-            continue
-        raise ConfigError(f"out_dir: {path.parent} holds results of another run ({name}={old.get(name)!r}, "
-                          f"this call has {new.get(name)!r}); use another out_dir or resume=False")
+    differ = [n for n in sorted(set(old) | set(new)) if old.get(n) != new.get(n)]
+    for name in differ:
+        top = name.split(".")[0]
+        if top not in ignore and top not in renew:
+            raise ConfigError(f"out_dir: {path.parent} holds results of another run ({name}={old.get(name)!r}, "
+                              f"this call has {new.get(name)!r}); use another out_dir or resume=False")
+    renewed = [n for n in differ if n.split(".")[0] in renew]
+    if renewed:
+        warnings.warn(f"{path.parent}: the stored results were made with {renewed[0]}={old.get(renewed[0])!r}, "
+                      f"this run has {new.get(renewed[0])!r}; they are deleted and every task runs again",
+                      stacklevel=4)
+        return True
+    for name in differ:
+        warnings.warn(f"{path}: stored results were made with {name}={old.get(name)!r}, this run "
+                      f"has {new.get(name)!r}", stacklevel=4)
+    return False
+
+
+def _remove_stale_temporaries(folder: Path, age_s: float = 3600.0) -> None:
+    """Delete temporary files a killed writer left behind (older than ``age_s``: a live
+    writer renames its file within seconds)."""
+    now = time.time()
+    for tmp in folder.glob(".*.tmp"):
+        try:
+            if now - tmp.stat().st_mtime > age_s:
+                tmp.unlink()
+        except FileNotFoundError:
+            pass  # renamed or removed by its writer meanwhile
 
 
 def run_tasks(runner: Runner, fn: Callable[..., Any], tasks: dict[str, tuple],

@@ -17,6 +17,7 @@ Tasks are (outer fold, grid index[, inner fold]); the grid index is the integer 
 """
 from __future__ import annotations
 
+import hashlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -101,14 +102,39 @@ def open_task_store(out_dir: str | os.PathLike, crops: CropSet, cfg: FinetuneCon
 
     Its run key holds the crops' fingerprint, every setting of ``cfg`` and ``search`` and
     the digest of the transferred tensors: a rerun with any of them changed is refused
-    (:class:`~merlib.errors.ConfigError`) instead of mixing results. The code version is
-    recorded; a change only warns (results are kept across edits that do not change them).
+    (:class:`~merlib.errors.ConfigError`) instead of mixing results. It also holds a
+    digest of the source of the code that computes a task (:func:`compute_code_digest`):
+    after an edit there, the stored tasks are deleted with a warning and run again, so
+    a notebook never shows numbers of older code. ``code_version`` is only recorded.
     """
     key = {"kind": "merlib LOSO tasks", "format": STORE_FORMAT, "crops": crops.fingerprint(),
            "n_samples": len(crops), "config": cfg.as_dict(),
            "search": search.as_dict() if search is not None else None,
-           "transfer": state_digest(transfer_state), "code_version": code_version()}
-    return TaskStore.open(Path(out_dir) / TASKS_DIR, key, resume=resume, ignore=frozenset({"code_version"}))
+           "transfer": state_digest(transfer_state), "code": compute_code_digest(),
+           "code_version": code_version()}
+    return TaskStore.open(Path(out_dir) / TASKS_DIR, key, resume=resume, ignore=frozenset({"code_version"}),
+                          renew=frozenset({"code"}))
+
+
+#: The parts of merlib a task's result depends on (training, networks, evaluation).
+COMPUTE_SOURCES: tuple[str, ...] = ("config.py", "data/schema.py", "models", "training", "evaluation")
+
+
+def compute_code_digest() -> str:
+    """Hex digest of the source files in :data:`COMPUTE_SOURCES` (paths and bytes).
+
+    Finer than the git commit: uncommitted edits count, and edits elsewhere (readers,
+    the book) do not.
+    """
+    import merlib
+
+    base = Path(merlib.__file__).resolve().parent
+    h = hashlib.sha256()
+    for entry in COMPUTE_SOURCES:
+        files = [base / entry] if entry.endswith(".py") else sorted((base / entry).rglob("*.py"))
+        for f in files:
+            h.update(f.relative_to(base).as_posix().encode() + b"\0" + f.read_bytes() + b"\0")
+    return h.hexdigest()[:16]
 
 
 def grid_search(crops: CropSet, cfg: FinetuneConfig, search: SearchConfig, *,

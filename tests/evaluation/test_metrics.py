@@ -57,6 +57,8 @@ def test_table_pools_predictions_and_scores_each_part():
         assert table.loc[part, "uar"] == pytest.approx(uar_score(sel["label"], sel["pred"]))
     # Pooled UF1 is not the mean of the parts' UF1.
     assert table.loc["composite", "uf1"] != pytest.approx(table.loc[["casme2", "samm"], "uf1"].mean())
+    # Every row says over how many samples it holds.
+    assert table["n"].to_dict() == {"composite": 16, "casme2": 8, "samm": 8}
 
 
 def test_bad_labels_are_named():

@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import textwrap
 import time
 from pathlib import Path
 
@@ -30,11 +29,17 @@ ROOT = Path(__file__).resolve().parents[2]
 
 # The smoke profile at one epoch; 3 subjects: 3 outer folds x 2 grid points x 2 inner
 # folds = 12 inner tasks, then 3 outer fits (about a second each here).
-RUN = """
+# The code digest is pinned in both processes: an edit of merlib while the test runs (a
+# checkout being worked on) must not turn "resume" into "start over".
+CODE = "pinned-for-test"
+RUN = f"""
 import sys
 from merlib.config import Profile
+from merlib.evaluation import search
 from merlib.evaluation.protocol import evaluate_loso
 from merlib.training.data import synthetic_crop_set
+
+search.compute_code_digest = lambda: {CODE!r}
 
 p = Profile.smoke()
 evaluate_loso(synthetic_crop_set(3, 6, 64, seed=0), p.micro.replace(epochs=1, num_threads=1),
@@ -53,7 +58,8 @@ def _done_tasks(out: Path) -> list[Path]:
 
 
 @pytest.mark.slow
-def test_sigkill_then_rerun_gives_the_uninterrupted_metrics(tmp_path):
+def test_sigkill_then_rerun_gives_the_uninterrupted_metrics(tmp_path, monkeypatch):
+    monkeypatch.setattr(search, "compute_code_digest", lambda: CODE)
     crops, cfg, grid = _smoke_args()
     killed = tmp_path / "killed"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
@@ -239,3 +245,15 @@ def test_two_processes_writing_one_file_never_share_a_temporary_name(tmp_path):
     atomic_write(tmp_path / "x.csv", lambda p: seen.append(p) or p.write_text("b"))
     assert seen[0] != seen[1] and str(os.getpid()) in seen[0].name
     assert (tmp_path / "x.csv").read_text() == "b" and sorted(p.name for p in tmp_path.iterdir()) == ["x.csv"]
+
+
+def test_tasks_of_other_code_are_deleted_with_a_warning_and_run_again(fake_fit, tmp_path, monkeypatch):
+    crops = tiny_crops(n_subjects=3, per_subject=3)
+    evaluate_loso(crops, tiny_finetune_cfg(), tmp_path, n_workers=1)
+    monkeypatch.setattr(search, "compute_code_digest", lambda: "0123456789abcdef")
+    with pytest.warns(UserWarning, match=r"made with code='[0-9a-f]{16}', this run has '0123456789abcdef'; "
+                                         r"they are deleted and every task runs again"):
+        res = evaluate_loso(crops, tiny_finetune_cfg(), tmp_path, n_workers=1)
+    assert res.tasks == {"total": 3, "reused": 0, "computed": 3}
+    assert len(list((tmp_path / "tasks").glob("outer-*.json"))) == 3  # the old ones are gone
+
