@@ -103,7 +103,9 @@ def with_references(result: Any, crops: Any = None, *, references: Sequence[str]
         table = merge_predictions(table, refs[[*key, "fold", *[f"pred_{r}" for r in others]]])
     pred_cols = cols + [f"pred_{r}" for r in references]
     out = bootstrap_table(table, pred_cols, n_resamples=n_resamples, seed=seed, level=level)
-    out["kind"] = np.where(out["classifier"].isin(METHOD_CLASSIFIERS), "method", "reference")
+    # Rows from the run's own columns are the method (or its variants); the rest references.
+    own = [c.removeprefix("pred_") for c in cols]
+    out["kind"] = np.where(out["classifier"].isin(own), "method", "reference")
     out["label"] = out["classifier"].map(LABELS).fillna(out["classifier"])
     return out
 
@@ -143,6 +145,46 @@ def intervals_wide(table: pd.DataFrame, metrics: Sequence[str] = ("uf1", "uar"),
                                                 decimals, interval_decimals) if r in sub.index else ""
                                 for r in rows]
     out = pd.DataFrame(cells, index=pd.Index(rows, name=by))
+    out.columns = pd.MultiIndex.from_tuples(out.columns, names=["part", ""])
+    return out
+
+
+def differences_wide(paired: pd.DataFrame, metrics: Sequence[str] = ("uf1", "uar"), *,
+                     labels: dict[str, str] | None = None, decimals: int = 3,
+                     interval_decimals: int = 2) -> pd.DataFrame:
+    """Paired differences as one row per classifier: per part, ``"+0.021 [-0.05, +0.09]"``.
+
+    Parameters
+    ----------
+    paired : DataFrame
+        :func:`~merlib.evaluation.bootstrap.paired_table` output (several references may
+        be stacked: the ``reference`` column says what each row is compared with).
+    metrics : sequence of str
+    labels : dict, optional
+        classifier -> row label (default: the classifier name).
+
+    Returns
+    -------
+    DataFrame of str
+        Index: row label; columns MultiIndex (part, ``vs`` then ``Δ<metric>``...). ``vs``
+        names the reference of the row.
+    """
+    bad = [m for m in metrics if m not in METRICS]
+    if bad:
+        raise ConfigError(f"metrics: expected a subset of {METRICS}, got {bad}")
+    labels = labels or {}
+    name = lambda c: labels.get(c, c)  # noqa: E731
+    rows = list(pd.unique(paired["classifier"]))
+    cells: dict[tuple[str, str], list[str]] = {}
+    for part in pd.unique(paired["part"]):
+        sub = paired[paired["part"] == part].set_index("classifier")
+        cells[(part, "vs")] = [name(sub.loc[r, "reference"]) if r in sub.index else "" for r in rows]
+        for m in metrics:
+            cells[(part, f"Δ{m}")] = [
+                format_interval(sub.loc[r, f"d_{m}"], sub.loc[r, f"d_{m}_lo"], sub.loc[r, f"d_{m}_hi"],
+                                decimals, interval_decimals, signed=True) if r in sub.index else ""
+                for r in rows]
+    out = pd.DataFrame(cells, index=pd.Index([name(r) for r in rows], name="run"))
     out.columns = pd.MultiIndex.from_tuples(out.columns, names=["part", ""])
     return out
 

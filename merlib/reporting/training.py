@@ -40,3 +40,37 @@ def metrics_wide(metrics: pd.DataFrame, by: str = "classifier") -> pd.DataFrame:
     parts = list(pd.unique(metrics["part"]))
     wide = wide.reindex(columns=pd.MultiIndex.from_product([["uf1", "uar", "accuracy"], parts]))
     return wide.round(4)
+
+
+def accuracy_curves(curves: dict[str, pd.DataFrame], provenance: Provenance, *,
+                    title: str = "Fine-tuning: training and validation accuracy") -> plt.Figure:
+    """One panel per run: training and validation accuracy per epoch (Figures 6-8).
+
+    Parameters
+    ----------
+    curves : dict of str -> DataFrame
+        Panel title -> columns ``epoch`` (1-based), ``train_acc``, ``val_acc``
+        (:func:`merlib.evaluation.studies.inner_split_curves`); validation is held-out
+        training subjects, never a test subject.
+    provenance : Provenance
+        Stamped on the figure.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    if not curves:
+        raise ValueError("curves: expected at least one run, got none")
+    fig, axes = plt.subplots(1, len(curves), figsize=(3.6 * len(curves), 3.4), squeeze=False, sharey=True)
+    for ax, (name, c) in zip(axes[0], curves.items()):
+        ax.plot(c["epoch"], c["train_acc"], "o-", label="training")
+        ax.plot(c["epoch"], c["val_acc"], "s-", label="validation (held-out training subjects)")
+        ax.set_title(name, fontsize=9)
+        ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_ylim(0, 1)
+    axes[0, 0].set_ylabel("accuracy")
+    axes[0, 0].legend(fontsize=7)
+    fig.suptitle(title)
+    fig.tight_layout(rect=(0, 0.06, 1, 1))
+    return provenance.stamp(fig)

@@ -11,7 +11,7 @@ from merlib.data.schema import LABELS
 from merlib.errors import ConfigError
 from merlib.evaluation.metrics import metrics_table
 from merlib.evaluation.splits import loso_folds
-from merlib.reporting.results import (format_number, format_table, intervals_wide, styled,
+from merlib.reporting.results import (differences_wide, format_number, format_table, intervals_wide, styled,
                                       with_references)
 from merlib.training.data import synthetic_crop_set
 
@@ -101,3 +101,23 @@ def test_styled_carries_the_simulated_label(run):
     prov = Provenance("SIMULATED (SynthME, seed 0)", "abc", "v0", {})
     html = styled(pd.DataFrame({"lr": [0.0003]}), prov, "Chosen settings").to_html()
     assert "SIMULATED DATA" in html and "3e-04" in html
+
+
+def test_variant_columns_are_method_rows_and_differences_are_signed(run):
+    from merlib.evaluation.bootstrap import paired_table
+
+    _, result = run
+    preds = result.predictions.rename(columns={"pred_svm": "pred_full", "pred_softmax": "pred_no_svm"})
+    table = with_references(preds, method_columns=("pred_full", "pred_no_svm"))
+    assert table.set_index("classifier").loc[["full", "no_svm", "majority"], "kind"].drop_duplicates().tolist() \
+        == ["method", "reference"]
+    paired = paired_table(preds, "pred_full", ["pred_no_svm"])
+    wide = differences_wide(paired, labels={"no_svm": "no SVM", "full": "full method"})
+    assert list(wide.index) == ["no SVM"]
+    assert wide[("composite", "vs")].iloc[0] == "full method"
+    d = paired[paired["part"] == "composite"].iloc[0]
+    assert wide[("composite", "Δuf1")].iloc[0] == (f"{d['d_uf1']:+.3f} [{d['d_uf1_lo']:+.2f}, "
+                                                   f"{d['d_uf1_hi']:+.2f}]")
+    assert d["d_uf1"] < 0                              # guessing is worse than 80 % right
+    with pytest.raises(ConfigError, match="metrics"):
+        differences_wide(paired, ("f2",))

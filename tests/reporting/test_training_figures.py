@@ -3,6 +3,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import pandas as pd
+import pytest
 
 from merlib.reporting.provenance import Provenance
 from merlib.reporting.training import learning_curves, metrics_wide
@@ -25,3 +26,17 @@ def test_metrics_wide_keeps_part_order():
     w = metrics_wide(m)
     assert list(w.columns)[:2] == [("uf1", "composite"), ("uf1", "smic")]
     assert w.loc["svm", ("uar", "smic")] == 0.3
+
+
+def test_accuracy_curves_one_panel_per_run(tmp_path):
+    from merlib.reporting.training import accuracy_curves
+
+    c = pd.DataFrame({"epoch": [1, 2], "train_acc": [0.5, 0.9], "val_acc": [0.4, 0.45]})
+    prov = Provenance("SIMULATED (SynthME, seed 0)", "abc", "v0", {})
+    fig = accuracy_curves({"no grid": c, "full": c.assign(val_acc=[0.5, 0.6])}, prov)
+    assert [ax.get_title() for ax in fig.axes] == ["no grid", "full"]
+    assert list(fig.axes[1].lines[1].get_ydata()) == [0.5, 0.6]
+    assert fig._suptitle.get_text().startswith("SIMULATED DATA")
+    plt.close(fig)
+    with pytest.raises(ValueError, match="at least one run"):
+        accuracy_curves({}, prov)
