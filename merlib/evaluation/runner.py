@@ -133,6 +133,12 @@ def _quiet(*names: str) -> Iterator[None]:
             lg.setLevel(level)
 
 
+def _silence_worker_logs() -> None:
+    """Run on each local worker process just before the cluster closes (see task_runner)."""
+    for name in ("distributed", "tornado", "asyncio"):
+        logging.getLogger(name).setLevel(logging.CRITICAL)
+
+
 @contextmanager
 def task_runner(client: Any = None, scheduler: str | None = None, n_workers: int | None = None,
                 processes: bool = True) -> Iterator[Runner]:
@@ -192,6 +198,11 @@ def task_runner(client: Any = None, scheduler: str | None = None, n_workers: int
         # scheduler while stopping log CommClosedError tracebacks about a connection that
         # is meant to close; those are silenced here, and only here.
         with _quiet("distributed", "tornado", "asyncio"):
+            if cluster is not None:
+                try:  # our own workers only: an external cluster's logging is not ours
+                    own.run(_silence_worker_logs)
+                except Exception:  # noqa: BLE001 - a dead worker has nothing left to say
+                    pass
             own.close()
             if cluster is not None:
                 cluster.close()
