@@ -83,3 +83,37 @@ def validate_table(df: pd.DataFrame, *, source: str = "sample table") -> pd.Data
         i = int(dup.to_numpy().nonzero()[0][0])
         raise SchemaError(f"{source}: row {i}: duplicate sample {df['sample'].iloc[i]!r}")
     return df
+
+
+def flagged_rows(table: pd.DataFrame) -> pd.DataFrame:
+    """Every row with a filled-in value: dataset, subject, sample, apex_frame, flags.
+
+    Parameters
+    ----------
+    table : DataFrame
+        A canonical table (an index, or a composite's ``table``).
+
+    Returns
+    -------
+    DataFrame
+        The flagged rows in table order, index reset.
+    """
+    cols = ["dataset", "subject", "sample", "apex_frame", "flags"]
+    return table.loc[table["flags"].fillna("") != "", cols].reset_index(drop=True)
+
+
+def flag_counts(table: pd.DataFrame) -> pd.DataFrame:
+    """How many rows carry each flag, per dataset (a row with two flags counts for both).
+
+    The value after a flag's ``:`` that names a cell or frame (``apex_uncoded:/``,
+    ``apex_outside_clip:6000``) is kept: each distinct cell is a distinct problem.
+
+    Returns
+    -------
+    DataFrame
+        Columns dataset, flag, samples; sorted by dataset, then flag.
+    """
+    rows = flagged_rows(table)
+    pairs = [(d, f) for d, flags in zip(rows["dataset"], rows["flags"]) for f in flags.split(";")]
+    counts = pd.DataFrame(pairs, columns=["dataset", "flag"]).value_counts().rename("samples")
+    return counts.reset_index().sort_values(["dataset", "flag"]).reset_index(drop=True)
