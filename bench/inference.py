@@ -7,8 +7,10 @@ Prints one line per model and runtime:
 
     MODEL RUNTIME median_ms=X speedup_vs_eager=Y argmax_agree=Z
 
-- batch 1, input 1x1xSxS (S = 256, the paper's), ``--threads`` threads (torch and
-  onnxruntime alike), random initialisation (seed 0; no pretrained weights here);
+- the measurement is :func:`merlib.inference.latency.measure_latency` (the timing
+  chapter's too); batch 1, input 1x1xSxS (S = ``--image-size``, 256 the paper's; the
+  ViTs at their own 224), ``--threads`` threads (torch and onnxruntime alike), random
+  initialisation (seed 0; no pretrained weights here);
 - rounds are *interleaved*: each round times one call of every runtime of the model in
   turn, so a change of machine load hits all of them alike; X is the median over rounds;
 - Y = the same model's timm eager fp32 median of this run / X (eager is always measured;
@@ -29,80 +31,16 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
-from merlib.inference.export import export_onnx, quantize_int8, torch_outputs
-from merlib.inference.runtime import OnnxModel
-from merlib.models.backbone import create_backbone, input_normalisation
-from merlib.training.data import synthetic_crop_set
+from merlib.inference.latency import measure_latency, native_size
+from merlib.reporting.timing import cpu_model
 
 TCMALLOC = "/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4"
-
-
-def _images(n: int, size: int, seed: int, mean: float, std: float) -> np.ndarray:
-    crops = synthetic_crop_set(max(1, n // 3 + 1), 3, size, seed=seed).X[:n]
-    return ((crops[:, None].astype(np.float32) / 255.0 - mean) / std).astype(np.float32)
-
-
-def _runners(arch: str, runtimes: list[str], size: int, threads: int, exporter: str):
-    torch.manual_seed(0)
-    model = create_backbone(arch, image_size=size).eval()
-    mean, std = input_normalisation(model)
-    check = _images(16, size, 1, mean, std)
-    runners, logits = {}, {}
-    ref = torch_outputs(model, check)[0]
-    with torch.no_grad():
-        runners["eager"] = lambda x: model(torch.from_numpy(x))
-    logits["eager"] = ref
-    graph = None
-    if "onnxruntime" in runtimes or "int8" in runtimes:
-        graph = export_onnx(model, size, exporter=exporter)
-    if "onnxruntime" in runtimes:
-        session = OnnxModel(graph, threads)
-        runners["onnxruntime"] = session.run
-        logits["onnxruntime"] = session.run(check)[0]
-    if "int8" in runtimes:
-        q = OnnxModel(quantize_int8(graph, _images(16, size, 2, mean, std)), threads)
-        runners["int8"] = q.run
-        logits["int8"] = q.run(check)[0]
-    if "compile" in runtimes:
-        import torch._inductor.config as inductor_config
-
-        inductor_config.freezing = True  # weights as constants: folds BatchNorm, prepacks
-        compiled = torch.compile(model)
-        with torch.no_grad():
-            compiled(torch.from_numpy(check[:1]))  # compile now, outside the timing
-            runners["compile"] = lambda x: compiled(torch.from_numpy(x))
-            logits["compile"] = np.concatenate([compiled(torch.from_numpy(check[i:i + 1])).numpy()
-                                                for i in range(len(check))])
-    agree = {k: float((v.argmax(1) == ref.argmax(1)).mean()) for k, v in logits.items()}
-    return runners, agree
-
-
-def measure(arch: str, runtimes: list[str], rounds: int, size: int, threads: int,
-            exporter: str, warmup: int = 3) -> list[tuple[str, str, float, float]]:
-    """(model, runtime, median_ms, argmax_agree) rows; eager always included."""
-    runtimes = ["eager"] + [r for r in runtimes if r != "eager"]
-    runners, agree = _runners(arch, runtimes, size, threads, exporter)
-    x = np.random.default_rng(3).random((1, 1, size, size), dtype=np.float32)
-    times: dict[str, list[float]] = {r: [] for r in runners}
-    with torch.no_grad():
-        for name, run in runners.items():
-            for _ in range(warmup):
-                run(x)
-        for _ in range(rounds):
-            for name, run in runners.items():
-                t = time.perf_counter()
-                run(x)
-                times[name].append((time.perf_counter() - t) * 1e3)
-    return [(arch, name, statistics.median(times[name]), agree[name]) for name in runners]
 
 
 def main() -> None:
@@ -128,14 +66,15 @@ def main() -> None:
     if args.compile and "compile" not in runtimes:
         runtimes.append("compile")
     print(f"# {args.threads} threads, batch 1, 1x1x{args.image_size}x{args.image_size}, {args.rounds} interleaved "
-          f"rounds, exporter {args.exporter}, torch {torch.__version__}, CPU: {_cpu()}", flush=True)
+          f"rounds, exporter {args.exporter}, torch {torch.__version__}, CPU: {cpu_model()} x{os.cpu_count()}", flush=True)
     eagers = {}
     for arch in models:
-        rows = measure(arch, runtimes, args.rounds, args.image_size, args.threads, args.exporter)
-        eager = eagers[arch] = rows[0][2]
-        for model, name, ms, agree in rows:
-            print(f"{model} {args.prefix}{name} median_ms={ms:.2f} speedup_vs_eager={eager / ms:.2f} "
-                  f"argmax_agree={agree:.4f}", flush=True)
+        rows = measure_latency(arch, runtimes, rounds=args.rounds, threads=args.threads,
+                               image_size=native_size(arch, args.image_size), exporter=args.exporter)
+        eagers[arch] = rows[0].median_ms
+        for row in rows:
+            model, rest = row.line().split(" ", 1)
+            print(f"{model} {args.prefix}{rest}", flush=True)
     if args.tcmalloc:
         if not Path(TCMALLOC).is_file():
             print(f"# tcmalloc: {TCMALLOC} not found (apt-get install libtcmalloc-minimal4)")
@@ -155,16 +94,6 @@ def main() -> None:
             print(f"{model} {name} {ms} speedup_vs_eager={eagers[model] / value:.2f} {agree}")
         if out.returncode:
             print(f"# tcmalloc run failed ({out.returncode}): {out.stderr.strip().splitlines()[-1:]}")
-
-
-def _cpu() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return f"{line.split(':', 1)[1].strip()} x{os.cpu_count()}"
-    except OSError:
-        pass
-    return f"{os.cpu_count()} CPUs"
 
 
 if __name__ == "__main__":

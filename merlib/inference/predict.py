@@ -17,6 +17,15 @@ crops (:func:`~merlib.training.finetune.finetune`), extract their features
   go through the alignment and the network; one row per interval. With ``annotate`` the
   clip is written again with the face box, the intervals and their labels.
 
+An apex frame is aligned exactly as pre-processing aligns a dataset's apex frame: the
+face is detected again on that frame and its landmarks fitted in the detector's box
+(:func:`~merlib.faces.pipeline.find_landmarks`), not taken from the tracker (whose box
+is carried between detections and gives slightly different landmarks). Given the same
+frame pixels, the crop is therefore the crop of :mod:`merlib.faces.pipeline`, and the
+class the one LOSO gives that crop (``tests/inference/test_end_to_end.py``). What still
+differs from a dataset sample: the apex is *spotted*, not annotated (a few frames off on
+the flat top of an expression), and a lossy video codec changes the pixels.
+
 Labels: ``label`` is the bundle's classifier (the SVM unless it was fitted with
 ``classifier="softmax"``); ``p_<class>`` are the network's softmax probabilities and
 ``svm_<class>`` the SVM's one-vs-rest scores (an SVC gives no calibrated probabilities).
@@ -38,7 +47,7 @@ import torch
 from merlib.config import FinetuneConfig
 from merlib.errors import ConfigError, MerlibError
 from merlib.faces.config import AlignConfig
-from merlib.faces.pipeline import align, process_frame
+from merlib.faces.pipeline import align, find_landmarks, process_frame
 from merlib.inference.bundle import Bundle, load_bundle, save_model
 from merlib.inference.spotting import Interval, MotionCropper, SpotConfig, spot
 from merlib.inference.svm import svm_to_arrays
@@ -132,9 +141,10 @@ class Timing:
     """Wall-clock seconds per stage of :meth:`Predictor.predict_clip`.
 
     ``decode``, ``track`` (detection + landmarks), ``motion`` (motion crops), ``spot``
-    (first pass); ``reread`` (decoding the frames up to the last interval again),
-    ``apex`` (optical-flow apex refinement), ``classify`` (alignment of the apex frames,
-    network, SVM); ``annotate`` (writing the annotated copy, not counted in :attr:`fps`).
+    (first pass); ``reread`` (decoding frames again: only when the clip was too long to
+    keep its grey frames in memory, see ``buffer_mb``), ``apex`` (optical-flow apex
+    refinement), ``classify`` (detection and alignment of the apex frames, network, SVM);
+    ``annotate`` (writing the annotated copy, not counted in :attr:`fps`).
     """
 
     frames: int = 0
@@ -182,7 +192,9 @@ class Predictor:
             torch.set_num_threads(threads)
             self._torch = self.bundle.torch_model()
 
-    def _forward(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def forward(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The network alone: logits (N, n_classes) and pre-logits features (N, F) of
+        prepared images (N, 1, S, S) float32 (:meth:`prepare`)."""
         if self.runtime == "onnxruntime":
             return self._onnx.run(images)
         from merlib.inference.export import torch_outputs
@@ -201,7 +213,7 @@ class Predictor:
         crops : ndarray of shape (N, S, S), uint8
             Aligned as the bundle's ``align`` settings say.
         """
-        logits, features = self._forward(self.prepare(crops))
+        logits, features = self.forward(self.prepare(crops))
         z = logits - logits.max(1, keepdims=True)
         proba = np.exp(z) / np.exp(z).sum(1, keepdims=True)
         scores = self.bundle.svm.decision_function(features)
@@ -234,7 +246,8 @@ class Predictor:
         return rows.join(classified)
 
     def predict_clip(self, source: Any, *, spot_cfg: SpotConfig = SpotConfig(), detect_every: int = 15,
-                     annotate: str | os.PathLike | None = None) -> tuple[pd.DataFrame, dict[str, Any]]:
+                     annotate: str | os.PathLike | None = None,
+                     buffer_mb: float = 1024.0) -> tuple[pd.DataFrame, dict[str, Any]]:
         """Spot and classify the micro-expressions of a clip.
 
         Parameters
@@ -246,6 +259,11 @@ class Predictor:
             Frames between face detections (tracked in between).
         annotate : path, optional
             Write the clip with the face box, intervals and labels drawn (mp4v codec).
+        buffer_mb : float, default=1024
+            The grey frames are kept in memory during the first pass (so the clip is
+            decoded once) while they take at most this many MiB (640x480: about 3,500
+            frames); a longer clip drops them and decodes the frames of its intervals a
+            second time (``timing.seconds["reread"]``).
 
         Returns
         -------
@@ -254,16 +272,26 @@ class Predictor:
             ``start_s``, ``apex_s``, ``end_s``, ``score``, then :meth:`classify`'s columns.
         info : dict
             ``frames``, ``fps`` (the clip's), ``frames_with_face``, ``signal`` (ndarray),
-            ``timing`` (:class:`Timing`).
+            ``timing`` (:class:`Timing`), ``decodes`` (1, or 2 when the frames of the
+            intervals were decoded again, not counting ``annotate``'s pass).
         """
         timing = Timing()
         tracker, cropper = FaceTracker(self.align_cfg, detect_every), MotionCropper(spot_cfg)
         faces, crops = [], []
+        # The grey frames, kept for the apex estimation and the alignment of the apex
+        # frames (None once they outgrow buffer_mb).
+        buffered: list[np.ndarray] | None = []
+        held, limit = 0, buffer_mb * 2 ** 20
         t = time.perf_counter()
         for frame in source:
             t1 = time.perf_counter()
             timing.seconds["decode"] += t1 - t
             grey = grey_of(frame)
+            if buffered is not None:
+                held += grey.nbytes
+                buffered.append(grey)
+                if held > limit:
+                    buffered = None
             face = tracker.update(grey)
             t2 = time.perf_counter()
             timing.seconds["track"] += t2 - t1
@@ -289,14 +317,20 @@ class Predictor:
         timing.seconds["spot"] += time.perf_counter() - t
         timing.frames = n
 
-        # Second pass: the frames of each interval. The apex is refined there with the
-        # optical-flow apex estimator of merlib.data.apex (flow from the interval's
-        # start, the neutral reference), then only the apex frames, aligned at full
-        # quality, go to the network.
+        # The frames of each interval: the apex is refined there with the optical-flow
+        # apex estimator of merlib.data.apex (flow from the interval's start, the
+        # neutral reference), then only the apex frames, aligned as pre-processing
+        # aligns an apex frame, go to the network. They come from the buffer; only a
+        # clip too long for it is decoded a second time.
         t = time.perf_counter()
         wanted = {i for iv in intervals for i in range(iv.start, iv.end + 1)}
         greys: dict[int, np.ndarray] = {}
-        if wanted:
+        decodes = 1
+        if buffered is not None:
+            greys = {i: buffered[i] for i in wanted}
+            buffered = None
+        elif wanted:
+            decodes = 2
             last = max(wanted)
             for frame in source:
                 if frame.index in wanted:
@@ -308,14 +342,16 @@ class Predictor:
         intervals = [self._refine_apex(iv, greys, faces) for iv in intervals]
         t = time.perf_counter()
         timing.seconds["apex"] += t - t2
-        apex_crops = {iv.apex: align(greys[iv.apex], faces[iv.apex].points, self.align_cfg).crop
-                      for iv in intervals}
+        apex_crops, landmark_source = {}, {}
+        for iv in intervals:
+            apex_crops[iv.apex], landmark_source[iv.apex] = self.align_apex(greys[iv.apex], faces[iv.apex])
         table = pd.DataFrame([{"start_frame": iv.start, "apex_frame": iv.apex, "end_frame": iv.end,
                                "start_s": iv.start / source.fps, "apex_s": iv.apex / source.fps,
-                               "end_s": iv.end / source.fps, "score": iv.score, "apex_method": self.apex_method}
+                               "end_s": iv.end / source.fps, "score": iv.score, "apex_method": self.apex_method,
+                               "apex_landmarks": landmark_source[iv.apex]}
                               for iv in intervals],
                              columns=["start_frame", "apex_frame", "end_frame", "start_s", "apex_s", "end_s", "score",
-                                      "apex_method"])
+                                      "apex_method", "apex_landmarks"])
         labels: list[str] = []
         if intervals:
             classified = self.classify(np.stack([apex_crops[iv.apex] for iv in intervals]))
@@ -327,11 +363,20 @@ class Predictor:
             self._write_annotated(source, annotate, faces, intervals, signal, labels)
             timing.seconds["annotate"] += time.perf_counter() - t
         info = {"frames": n, "fps": source.fps, "frames_with_face": int(valid.sum()), "signal": signal,
-                "timing": timing}
+                "timing": timing, "decodes": decodes}
         return table, info
 
     #: How the apex of a spotted interval is placed (a column of the clip table).
     apex_method = "optical flow from the interval start (merlib.data.apex)"
+
+    def align_apex(self, grey: np.ndarray, face: Any) -> tuple[np.ndarray, str]:
+        """The apex frame's crop as pre-processing makes it, and where its landmarks came
+        from: ``detected`` (a fresh detection, :func:`find_landmarks`, as for a dataset's
+        apex frame) or ``tracked`` (no face detected there: the tracker's landmarks)."""
+        det = find_landmarks(grey, self.align_cfg)
+        if det.status != "failed":
+            return align(grey, det.points, self.align_cfg).crop, "detected"
+        return align(grey, face.points, self.align_cfg).crop, "tracked"
 
     def _refine_apex(self, iv: Interval, greys: dict[int, np.ndarray], faces: list) -> Interval:
         """``iv`` with its apex at the peak of optical-flow motion from its start frame,

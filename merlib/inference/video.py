@@ -11,7 +11,7 @@ are here:
   names (the datasets' layout), at a frame rate the caller states.
 
 :func:`open_source` picks one for a path. Each source can be iterated more than once
-(the predictor reads a clip twice: once to spot, once to classify and annotate).
+(the predictor reads a clip once to spot and classify, and again to annotate).
 
 :class:`FaceTracker` finds the face with dlib's HOG detector only every
 ``detect_every`` frames (the costly step, ~8-15 ms on a 640x480 frame) and in between
@@ -296,3 +296,95 @@ def draw_annotation(image: np.ndarray, face: TrackedFace | None, lines: list[str
         cv2.putText(out, text, (8, y), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (0, 0, 0), 3, cv2.LINE_AA)
         cv2.putText(out, text, (8, y), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (255, 255, 255), 1, cv2.LINE_AA)
     return out
+
+
+@dataclass(frozen=True)
+class RenderedClip:
+    """A dataset sample's frames written as a video file, and where its truth lies.
+
+    Attributes
+    ----------
+    path : Path
+        The video file.
+    fps : float
+    start, apex, end : int
+        The annotated onset, apex and offset as 0-based frames of the video.
+    n_frames : int
+    apex_path : Path
+        The sample's apex frame file in the data root (the crop LOSO sees).
+    """
+
+    path: Path
+    fps: float
+    start: int
+    apex: int
+    end: int
+    n_frames: int
+    apex_path: Path
+
+
+#: Lossless (FFV1): the decoded frames are the frame files' pixels, so an apex frame of
+#: the video is aligned exactly as pre-processing aligns the file. ``MJPG`` gives a
+#: lossy copy, as a camera or a phone would.
+LOSSLESS_FOURCC = "FFV1"
+
+
+def render_sample_video(data_root: str | os.PathLike, dataset: str, subject: str, sample: str,
+                        out: str | os.PathLike, *, fps: float = 60.0, pad: int = 20,
+                        fourcc: str = LOSSLESS_FOURCC) -> RenderedClip:
+    """Write a sample's onset-to-offset frames as a video, padded with still frames.
+
+    The first frame is repeated ``pad`` times before the clip and the last ``pad`` times
+    after it, so the movement starts and ends inside the video (a spotter needs neutral
+    frames on both sides).
+
+    Parameters
+    ----------
+    data_root : path
+    dataset, subject, sample : str
+        A row of the dataset's canonical table (:func:`merlib.data.index.read_dataset`).
+    out : path
+        The video file (``.avi`` suits both FFV1 and MJPG).
+    fps : float, default=60
+        At 60 fps a 29-frame SynthME clip lasts about 0.5 s, as a micro-expression does.
+    pad : int, default=20
+    fourcc : str, default="FFV1"
+
+    Returns
+    -------
+    RenderedClip
+
+    Raises
+    ------
+    VideoReadError
+        The sample is not in the dataset's table, its frames are missing, or OpenCV
+        cannot write ``out`` with ``fourcc``.
+    """
+    from merlib.data.index import read_dataset
+
+    root = Path(data_root)
+    table = read_dataset(root, dataset)
+    row = table[(table["subject"] == subject) & (table["sample"] == sample)]
+    if row.empty:
+        raise VideoReadError(f"{dataset} under {root}: no sample {subject}/{sample}")
+    row = row.iloc[0]
+    frames = dict(list_frames(root / str(row["clip_dir"]), FRAME_NUMBER))
+    onset, apex, offset = int(row["onset_frame"]), int(row["apex_frame"]), int(row["offset_frame"])
+    missing = [n for n in range(onset, offset + 1) if n not in frames]
+    if missing:
+        raise VideoReadError(f"{root / str(row['clip_dir'])}: frames {missing[:5]} of {onset}-{offset} are missing")
+    images = [read_frame(frames[n]) for n in range(onset, offset + 1)]
+    seq = [images[0]] * pad + images + [images[-1]] * pad
+    path = Path(out)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    h, w = images[0].shape[:2]
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), fps, (w, h), images[0].ndim == 3)
+    if not writer.isOpened():
+        raise VideoReadError(f"{path}: OpenCV cannot write a {fourcc} video here")
+    try:
+        for image in seq:
+            writer.write(image)
+    finally:
+        writer.release()
+    return RenderedClip(path, float(fps), pad, pad + apex - onset, pad + offset - onset, len(seq),
+                        root / str(row["apex_path"]))
