@@ -1,0 +1,386 @@
+"""Accuracy against expression amplitude: the same LOSO pipeline on SynthME roots that differ
+only in ``amplitude_scale``.
+
+SynthME knows each sample's true apex amplitude (``amplitude_iod`` of
+``SYNTHME_truth.csv``: the largest landmark displacement at the apex, in inter-ocular
+distances, after ``amplitude_scale``). Roots generated with the same seed and subject
+counts hold the same identities, clips and labels; only the amplitude differs
+(:func:`check_same_clips` verifies it). Running the unchanged leak-free LOSO protocol on
+each answers how large an expression must be before the method sees it.
+
+Amplitudes are given two ways:
+
+* in inter-ocular fractions (the generator's unit, independent of any camera);
+* in pixels at the model's input: the aligned crop is ``side_iod`` inter-ocular distances
+  wide (:class:`merlib.faces.config.AlignConfig`, 2.5), so at an input of ``S`` pixels
+  one IOD is ``S / side_iod`` pixels (:func:`amplitude_pixels`).
+
+Landmark jitter (:func:`landmark_jitter`) is measured on the frames of a clip before its
+onset, where the face does not move except for the camera's slow head drift (a
+translation per frame, :class:`merlib.data.synth.render.Shot`): the generator does not
+write its true landmarks, so the jitter is the spread of dlib's detections around each
+landmark's clip mean after removing each frame's mean translation, in the same units.
+"""
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from merlib.errors import ConfigError, DataLayoutError
+
+#: The largest ``amplitude_scale`` :class:`merlib.data.synth.SynthConfig` accepts (at 5 the
+#: micro range 0.02-0.04 IOD becomes the macro range 0.10-0.20).
+AMPLITUDE_MAX: float = 5.0
+
+#: Settings that must agree for a stored root to be reused (the ``SYNTHME.json`` keys).
+_ROOT_KEYS: tuple[str, ...] = ("seed", "micro_subjects", "macro_subjects", "amplitude_scale",
+                               "micro_amplitude_iod", "macro_amplitude_iod", "faces_per_identity")
+
+#: Micro-expression parts of the composite (their amplitudes are the micro range).
+MICRO_DATASETS: tuple[str, ...] = ("casme2", "samm", "smic")
+
+
+def root_name(amplitude: float, *, seed: int = 0, micro_subjects: int = 24, macro_subjects: int = 16) -> str:
+    """Folder name of a study root, e.g. ``seed0_micro24_macro16_amp3``."""
+    return f"seed{seed}_micro{micro_subjects}_macro{macro_subjects}_amp{float(amplitude):g}"
+
+
+def _matches(marker: Path, want: dict) -> bool:
+    try:
+        rec = json.loads(marker.read_text())
+    except (OSError, ValueError):
+        return False
+    if rec.get("complete") is not True:
+        return False
+    for key, value in want.items():
+        got = rec.get(key)
+        if isinstance(value, tuple):
+            got = tuple(got) if isinstance(got, list) else got
+        if isinstance(value, float) and isinstance(got, (int, float)):
+            if abs(float(got) - value) > 1e-9:
+                return False
+        elif got != value:
+            return False
+    return True
+
+
+def synth_root(base: str | os.PathLike, amplitude: float, *, seed: int = 0, micro_subjects: int = 24,
+               macro_subjects: int = 16, reuse: Sequence[str | os.PathLike] = (),
+               workers: int | None = None) -> Path:
+    """A complete SynthME root at ``amplitude``, generated once and reused.
+
+    Parameters
+    ----------
+    base : path
+        Folder of the study roots; the root is ``base / root_name(...)``.
+    amplitude : float
+        ``amplitude_scale``, in (0, :data:`AMPLITUDE_MAX`].
+    seed, micro_subjects, macro_subjects
+        As ``merlib synth``; equal values give the same identities and clips.
+    reuse : sequence of path
+        Existing roots to use instead when their ``SYNTHME.json`` is complete and records
+        the same settings (e.g. the book's own ``data/synthme`` at amplitude 1).
+    workers : int, optional
+        Rendering processes.
+
+    Returns
+    -------
+    Path
+
+    Raises
+    ------
+    ConfigError
+        ``amplitude`` out of range.
+    """
+    from merlib.data.synth import MARKER, SynthConfig, generate
+
+    if isinstance(amplitude, bool) or not isinstance(amplitude, (int, float)) or not 0 < amplitude <= AMPLITUDE_MAX:
+        raise ConfigError(f"amplitude: expected a number in (0, {AMPLITUDE_MAX:g}] (the generator's "
+                          f"amplitude_scale), got {amplitude!r}")
+    cfg = SynthConfig(seed=seed, micro_subjects=micro_subjects, macro_subjects=macro_subjects,
+                      amplitude_scale=float(amplitude))
+    want = {k: v for k, v in cfg.record().items() if k in _ROOT_KEYS}
+    for candidate in reuse:
+        if _matches(Path(candidate) / MARKER, want):
+            return Path(candidate)
+    out = Path(base) / root_name(amplitude, seed=seed, micro_subjects=micro_subjects,
+                                 macro_subjects=macro_subjects)
+    if not _matches(out / MARKER, want):
+        # An incomplete or different root in our own folder is regenerated (generate()
+        # clears a previous SynthME root first).
+        generate(out, cfg, progress=False, workers=workers)
+    return out
+
+
+def read_truth(root: str | os.PathLike) -> pd.DataFrame:
+    """``SYNTHME_truth.csv`` of ``root``.
+
+    Raises
+    ------
+    DataLayoutError
+        No truth file (not a SynthME root).
+    """
+    from merlib.data.synth import TRUTH
+
+    path = Path(root) / TRUTH
+    if not path.is_file():
+        raise DataLayoutError(f"{path}: missing; amplitudes are known only for SynthME roots")
+    return pd.read_csv(path, dtype={"subject": str, "sample": str})
+
+
+def check_same_clips(roots: dict[float, str | os.PathLike]) -> pd.DataFrame:
+    """Verify that the roots differ only in amplitude; their truth side by side.
+
+    Parameters
+    ----------
+    roots : dict of float -> path
+        ``amplitude_scale`` -> root.
+
+    Returns
+    -------
+    DataFrame
+        The truth rows of the first root without ``amplitude_iod``, plus one column
+        ``amp_<scale>`` per root (its ``amplitude_iod``).
+
+    Raises
+    ------
+    DataLayoutError
+        Roots with other samples, labels, frames or sources, or amplitudes not in the
+        ratio of their scales (to the truth file's 5 decimals); names the root and row.
+    """
+    if not roots:
+        raise ConfigError("roots: expected at least one root")
+    scales = sorted(roots)
+    base = read_truth(roots[scales[0]])
+    fixed = [c for c in base.columns if c != "amplitude_iod"]
+    out = base[fixed].copy()
+    ref = base["amplitude_iod"].to_numpy(np.float64)
+    for s in scales:
+        t = read_truth(roots[s])
+        if len(t) != len(base) or list(t.columns) != list(base.columns):
+            raise DataLayoutError(f"{roots[s]}: truth has {len(t)} rows / columns {list(t.columns)}, "
+                                  f"expected {len(base)} like {roots[scales[0]]}")
+        a, b = base[fixed].fillna("").astype(str), t[fixed].fillna("").astype(str)
+        diff = (a != b).any(axis=1).to_numpy()
+        if diff.any():
+            i = int(np.flatnonzero(diff)[0])
+            raise DataLayoutError(f"{roots[s]}: truth row {i} ({t['sample'].iloc[i]}) differs from "
+                                  f"{roots[scales[0]]} beyond the amplitude")
+        amp = t["amplitude_iod"].to_numpy(np.float64)
+        expected = ref * (s / scales[0])
+        # Written with 5 decimals: allow half a unit of rounding on each side, scaled.
+        tol = 0.5e-5 * (1 + s / scales[0]) + 1e-9
+        bad = np.abs(amp - expected) > tol
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise DataLayoutError(f"{roots[s]}: truth row {i} ({t['sample'].iloc[i]}): amplitude "
+                                  f"{amp[i]} is not {s:g}/{scales[0]:g} x {ref[i]}")
+        out[f"amp_{s:g}"] = amp
+    return out
+
+
+def amplitude_pixels(amplitude_iod: float | np.ndarray, image_size: int,
+                     side_iod: float | None = None) -> float | np.ndarray:
+    """An amplitude in inter-ocular distances as pixels at a model input of ``image_size``.
+
+    The aligned crop is ``side_iod`` IODs wide (default: :class:`AlignConfig`'s 2.5), so
+    one IOD is ``image_size / side_iod`` pixels: 0.03 IOD is 0.77 px at 64 px.
+    """
+    from merlib.faces.config import AlignConfig
+
+    side = AlignConfig().side_iod if side_iod is None else side_iod
+    if not isinstance(image_size, (int, np.integer)) or image_size < 1 or side <= 0:
+        raise ConfigError(f"image_size, side_iod: expected a positive int and a positive number, "
+                          f"got {image_size!r}, {side!r}")
+    return np.asarray(amplitude_iod, np.float64) * image_size / side if np.ndim(amplitude_iod) else \
+        float(amplitude_iod) * image_size / side
+
+
+def composite_amplitudes(truth: pd.DataFrame, crops_meta: pd.DataFrame) -> np.ndarray:
+    """The true amplitude (IOD) of each composite crop, in the crops' row order.
+
+    Raises
+    ------
+    DataLayoutError
+        A crop with no truth row (names it).
+    """
+    key = ["dataset", "subject", "sample"]
+    t = truth.assign(**{k: truth[k].astype(str) for k in key}).drop_duplicates(key).set_index(key)
+    idx = pd.MultiIndex.from_frame(crops_meta[key].astype(str))
+    missing = ~idx.isin(t.index)
+    if missing.any():
+        i = int(np.flatnonzero(missing)[0])
+        raise DataLayoutError(f"crops row {i} ({'/'.join(idx[i])}): no row in the truth file")
+    return t.loc[idx, "amplitude_iod"].to_numpy(np.float64)
+
+
+def study_table(predictions: pd.DataFrame, amplitude: float, amplitude_iod: np.ndarray, image_size: int,
+                *, method: str = "pred_svm", references: Sequence[str] = ("pred_majority",),
+                n_resamples: int = 1000, seed: int = 0) -> pd.DataFrame:
+    """Composite UF1 / UAR with subject-bootstrap intervals of each column at one amplitude,
+    and the method's paired difference from the majority class.
+
+    Parameters
+    ----------
+    predictions : DataFrame
+        LOSO predictions (dataset, subject, label, ``method`` and ``references``
+        columns), one row per composite crop.
+    amplitude : float
+        The root's ``amplitude_scale``.
+    amplitude_iod : ndarray of shape (n_samples,)
+        True amplitudes of the rows (:func:`composite_amplitudes`).
+    image_size : int
+        The model's input side, for the pixel amplitude.
+
+    Returns
+    -------
+    DataFrame
+        One row per column: ``scale``, ``classifier``, ``image_size``, ``amp_iod``
+        (median true amplitude), ``amp_px`` (the same at ``image_size``), ``uf1``,
+        ``uf1_lo``, ``uf1_hi``, ``uar``..., and for the method ``d_uf1``, ``d_uf1_lo``,
+        ``d_uf1_hi`` (minus the majority class, paired) and ``beats_majority`` (its
+        interval excludes 0 on the positive side).
+    """
+    from merlib.evaluation.bootstrap import bootstrap_table, paired_table
+
+    cols = [method, *references]
+    table = bootstrap_table(predictions, cols, n_resamples=n_resamples, seed=seed)
+    table = table[table["part"] == "composite"].drop(columns="part").reset_index(drop=True)
+    med = float(np.nanmedian(np.asarray(amplitude_iod, np.float64)))
+    table.insert(0, "scale", float(amplitude))
+    table.insert(2, "image_size", int(image_size))
+    table.insert(3, "amp_iod", med)
+    table.insert(4, "amp_px", amplitude_pixels(med, image_size))
+    if "pred_majority" in predictions.columns and method != "pred_majority":
+        d = paired_table(predictions, method, ["pred_majority"], n_resamples=n_resamples, seed=seed)
+        d = d[d["part"] == "composite"].iloc[0]
+        # paired_table gives "others minus reference": majority minus method; flip it.
+        row = table["classifier"] == method.removeprefix("pred_")
+        table.loc[row, "d_uf1"] = -d["d_uf1"]
+        table.loc[row, "d_uf1_lo"] = -d["d_uf1_hi"]
+        table.loc[row, "d_uf1_hi"] = -d["d_uf1_lo"]
+        table["beats_majority"] = table["d_uf1_lo"] > 0
+    return table
+
+
+def threshold(table: pd.DataFrame, classifier: str = "svm", *, by: str = "image_size") -> pd.DataFrame:
+    """Per ``by`` value, the smallest amplitude at which ``classifier`` beats the majority
+    class with a paired interval that excludes 0 (NaN when no amplitude does).
+
+    Returns
+    -------
+    DataFrame
+        ``by``, ``scale``, ``amp_iod``, ``amp_px``, ``uf1``, ``uf1_lo``, ``uf1_hi``.
+    """
+    need = {by, "scale", "classifier", "beats_majority", "amp_iod", "amp_px", "uf1"}
+    if missing := sorted(need - set(table.columns)):
+        raise ConfigError(f"table: missing columns {missing}")
+    rows = []
+    for value, sub in table[table["classifier"] == classifier].groupby(by, sort=True):
+        hit = sub[sub["beats_majority"].astype(bool)].sort_values("scale")
+        if len(hit):
+            r = hit.iloc[0]
+            rows.append({by: value, "scale": r["scale"], "amp_iod": r["amp_iod"], "amp_px": r["amp_px"],
+                         "uf1": r["uf1"], "uf1_lo": r["uf1_lo"], "uf1_hi": r["uf1_hi"]})
+        else:
+            rows.append({by: value, "scale": np.nan, "amp_iod": np.nan, "amp_px": np.nan,
+                         "uf1": np.nan, "uf1_lo": np.nan, "uf1_hi": np.nan})
+    return pd.DataFrame(rows)
+
+
+def expression_weight(frame: np.ndarray, onset: int, apex: int, offset: int) -> np.ndarray:
+    """SynthME's micro-clip expression curve at frame numbers ``frame``: a raised cosine
+    from 0 at ``onset`` to 1 at ``apex`` and back to 0 at ``offset``
+    (:mod:`merlib.data.synth.plan`)."""
+    f = np.asarray(frame, np.float64)
+    up = (f - onset) / max(apex - onset, 1)
+    down = 1.0 - (f - apex) / max(offset - apex, 1)
+    x = np.clip(np.where(f <= apex, up, down), 0.0, 1.0)
+    return 0.5 - 0.5 * np.cos(np.pi * x)
+
+
+def landmark_jitter(root: str | os.PathLike, crops_meta: pd.DataFrame, *, n_clips: int | None = 12,
+                    frames: int = 6, max_weight: float = 0.02, seed: int = 0) -> pd.DataFrame:
+    """dlib's landmark jitter on a clip's still frames, in inter-ocular distances.
+
+    SynthME does not write its true landmarks, so jitter is measured where the truth
+    says the face does not move: the frames of a micro clip whose expression weight
+    (:func:`expression_weight`, from the truth file's onset, apex and offset) is at most
+    ``max_weight`` -- the first and last few frames, where the expression moves the
+    landmarks by at most ``max_weight`` x the amplitude (0.0008 IOD at amplitude 1).
+    Those frames differ by the camera's head drift (a translation per frame,
+    :class:`merlib.data.synth.render.Shot`), sensor noise and flicker. Each frame's
+    detected landmarks (:func:`merlib.faces.pipeline.find_landmarks`) are shifted by
+    their mean translation from the clip mean; the jitter is the root-mean-square
+    distance of the landmarks from their clip means, divided by the clip's inter-ocular
+    distance.
+
+    Parameters
+    ----------
+    root : path
+        A SynthME root.
+    crops_meta : DataFrame
+        ``meta`` of the composite :class:`~merlib.training.data.CropSet` (its
+        ``frame_path`` gives each clip's folder, ``part`` the frame-name pattern).
+    n_clips : int or None
+        Clips drawn (seeded) from the crops with a known onset and offset; None: all.
+    frames : int
+        At most this many still frames per clip (spread over the still ones).
+    max_weight : float
+        Largest expression weight of a frame counted as still.
+
+    Returns
+    -------
+    DataFrame
+        One row per clip: ``dataset``, ``subject``, ``sample``, ``n_frames`` (still frames
+        detected; the jitter is NaN below 3), ``iod_px`` (frame pixels), ``jitter_iod``
+        (RMS over all 68 landmarks), ``jitter_mouth_iod`` and ``jitter_brows_iod``
+        (landmarks 48-67 and 17-26).
+    """
+    from merlib.data.frames import list_frames
+    from merlib.data.index import frame_pattern
+    from merlib.faces.landmarks import LEFT_EYE, RIGHT_EYE
+    from merlib.faces.pipeline import find_landmarks, read_grey
+
+    if frames < 3:
+        raise ConfigError(f"frames: expected at least 3, got {frames}")
+    key = ["dataset", "subject", "sample"]
+    truth = read_truth(root)
+    truth = truth.assign(**{k: truth[k].astype(str) for k in key})
+    meta = crops_meta.assign(**{k: crops_meta[k].astype(str) for k in key})
+    cols = [*key, "onset_frame", "apex_frame", "offset_frame"]
+    t = meta.merge(truth[cols].dropna(), on=key, how="inner")
+    if not len(t):
+        raise DataLayoutError(f"{root}: no crop with onset, apex and offset frames in the truth file")
+    if n_clips is not None and n_clips < len(t):
+        t = t.sample(n=n_clips, random_state=seed).sort_index()
+    rows = []
+    for r in t.itertuples(index=False):
+        folder = (Path(root) / r.frame_path).parent
+        part = None if str(r.part) in ("", "nan") else str(r.part)
+        listed = list_frames(folder, frame_pattern(r.dataset, part))
+        numbers = np.array([n for n, _ in listed])
+        still = np.flatnonzero(expression_weight(numbers, int(r.onset_frame), int(r.apex_frame),
+                                                 int(r.offset_frame)) <= max_weight)
+        if len(still) > frames:
+            still = still[np.round(np.linspace(0, len(still) - 1, frames)).astype(int)]
+        dets = [find_landmarks(read_grey(listed[i][1])) for i in still]
+        pts = [d.points for d in dets if d.points is not None]
+        row = {"dataset": r.dataset, "subject": r.subject, "sample": r.sample, "n_frames": len(pts),
+               "iod_px": np.nan, "jitter_iod": np.nan, "jitter_mouth_iod": np.nan, "jitter_brows_iod": np.nan}
+        if len(pts) >= 3:
+            P = np.stack(pts).astype(np.float64)  # (F, 68, 2)
+            P -= P.mean(1, keepdims=True)  # each frame's translation (head drift) removed
+            mean_pts = P.mean(0)
+            d2 = ((P - mean_pts) ** 2).sum(-1)  # (F, 68) squared distances from the clip mean
+            iod = float(np.linalg.norm(mean_pts[RIGHT_EYE].mean(0) - mean_pts[LEFT_EYE].mean(0)))
+            row.update(iod_px=iod, jitter_iod=float(np.sqrt(d2.mean())) / iod,
+                       jitter_mouth_iod=float(np.sqrt(d2[:, 48:68].mean())) / iod,
+                       jitter_brows_iod=float(np.sqrt(d2[:, 17:27].mean())) / iod)
+        rows.append(row)
+    return pd.DataFrame(rows)
