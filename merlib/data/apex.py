@@ -131,8 +131,8 @@ def _as_grey(frame: Frame, position: int) -> np.ndarray:
     return read_grey(frame)
 
 
-def _grey_frames(frames: Iterable[Frame]) -> Iterator[np.ndarray]:
-    for i, frame in enumerate(frames):
+def _grey_frames(frames: Iterable[Frame], start: int = 0) -> Iterator[np.ndarray]:
+    for i, frame in enumerate(frames, start=start):
         yield _as_grey(frame, i)
 
 
@@ -283,7 +283,7 @@ def estimate_apex(
     if method == "middle":
         return result(middle, np.full(n, np.nan), None)
 
-    greys = _grey_frames(frames[onset_index:])
+    greys = _grey_frames(frames[onset_index:], start=onset_index)
     first = next(greys)
     used_box = face_box(first) if isinstance(box, str) and box == "detect" else box
     if isinstance(used_box, str):

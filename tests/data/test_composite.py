@@ -205,3 +205,22 @@ def test_tiny_synthme_root_needs_no_allow_missing(synth_root, recwarn):
     truth = pd.read_csv(synth_root / "SYNTHME_truth.csv", dtype=str, keep_default_na=False)
     micro = truth[truth["dataset"].isin(["casme2", "samm", "smic"]) & (truth["label"] != "")]
     assert len(result.table) == len(micro) and result.missing.empty
+
+
+def test_flag_tables():
+    from merlib.data.schema import flag_counts, flagged_rows, to_table
+
+    t = to_table([
+        {"dataset": "samm", "subject": "006", "sample": "006_1_2", "apex_frame": 3,
+         "flags": "apex_outside_clip:9;apex_estimated:motion"},
+        {"dataset": "samm", "subject": "006", "sample": "006_1_3", "apex_frame": 4, "flags": ""},
+        {"dataset": "smic", "subject": "s01", "sample": "s01_po_01", "apex_frame": 2,
+         "flags": "apex:middle_frame"},
+    ])
+    assert flagged_rows(t)["sample"].tolist() == ["006_1_2", "s01_po_01"]
+    assert list(flagged_rows(t).columns) == ["dataset", "subject", "sample", "apex_frame", "flags"]
+    assert flag_counts(t).to_dict("records") == [
+        {"dataset": "samm", "flag": "apex_estimated:motion", "samples": 1},
+        {"dataset": "samm", "flag": "apex_outside_clip:9", "samples": 1},
+        {"dataset": "smic", "flag": "apex:middle_frame", "samples": 1},
+    ]
