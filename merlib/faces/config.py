@@ -11,9 +11,10 @@ from merlib.errors import ConfigError
 
 #: Bump when a change of code changes the landmarks or crops for the same settings:
 #: it is part of every cache key, so old entries are then recomputed, never reused.
-PIPELINE_VERSION = 2
+PIPELINE_VERSION = 3
 # 2: strict decoding (a truncated frame fails instead of giving landmarks of its
 #    decoded part), unreadable frames get a landmark entry, the crop quality check.
+# 3: the EXIF orientation of a JPEG or TIFF frame is applied.
 
 #: Fields that change which face and landmarks are found (the landmark cache key).
 DETECT_FIELDS: tuple[str, ...] = ("upsample", "retry_upsample", "detect_side", "min_face")

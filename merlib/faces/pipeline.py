@@ -24,6 +24,7 @@ landmarks, fails with its reason instead of becoming a training sample.
 """
 from __future__ import annotations
 
+import io
 import os
 import struct
 from dataclasses import dataclass, field, replace
@@ -119,7 +120,8 @@ def read_frame(path: str | os.PathLike) -> np.ndarray:
     """A frame as stored: uint8 of shape (H, W) or (H, W, 3|4) (BGR order).
 
     Decoded strictly: an empty or cut-short file (:func:`truncation`) is an error, not
-    the partial image a lenient decoder makes of it.
+    the partial image a lenient decoder makes of it. An EXIF orientation is applied
+    (:func:`exif_orientation`), so the frame is upright as a viewer shows it.
 
     Raises
     ------
@@ -149,6 +151,38 @@ def read_frame(path: str | os.PathLike) -> np.ndarray:
         raise FrameReadError(f"{path}: not a readable image ({what})")
     if image.dtype != np.uint8:
         raise ImageFormatError(f"{path}: expected an 8-bit image, got dtype {image.dtype}")
+    return orient(image, exif_orientation(data, fmt))
+
+
+def exif_orientation(data: bytes, fmt: str | None) -> int:
+    """The EXIF orientation tag (1-8) of a JPEG or TIFF file; 1 (as stored) without one.
+
+    ``cv2.IMREAD_UNCHANGED`` ignores the tag, so a frame a camera stored sideways would
+    reach the detector sideways (and fail as "no face found") although every viewer
+    shows it upright. Read with Pillow, which parses only the headers here.
+    """
+    if fmt not in ("JPEG", "TIFF") or (fmt == "JPEG" and b"Exif\x00\x00" not in data[:65536]):
+        return 1
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            value = im.getexif().get(0x0112, 1)
+    except (OSError, UnidentifiedImageError, SyntaxError, ValueError):
+        return 1  # unreadable metadata: the pixels as stored
+    return int(value) if value in range(1, 9) else 1
+
+
+def orient(image: np.ndarray, orientation: int) -> np.ndarray:
+    """``image`` (H, W[, C]) turned the way EXIF ``orientation`` (1-8) says it is shown."""
+    if orientation in (5, 6, 7, 8):  # stored with rows and columns swapped
+        image = cv2.rotate(image, cv2.ROTATE_90_CLOCKWISE if orientation in (5, 6)
+                           else cv2.ROTATE_90_COUNTERCLOCKWISE)
+        return cv2.flip(image, 1) if orientation in (5, 7) else image
+    if orientation == 3:
+        return cv2.rotate(image, cv2.ROTATE_180)
+    if orientation in (2, 4):
+        return cv2.flip(image, 1 if orientation == 2 else 0)
     return image
 
 

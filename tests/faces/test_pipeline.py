@@ -169,6 +169,34 @@ def test_the_whole_files_of_every_simulated_dataset_pass_the_truncation_check(sy
     assert set(counts) == {"JPEG", "PNG", "BMP", "TIFF"} and sum(counts.values()) > 1000
 
 
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_the_exif_orientation_is_applied_as_pillow_does(orientation, tmp_path):
+    from PIL import Image, ImageOps
+
+    rng = np.random.default_rng(orientation)
+    stored = (rng.random((30, 50, 3)) * 255).astype(np.uint8)
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    path = tmp_path / "f.jpg"
+    Image.fromarray(stored).save(path, exif=exif, quality=95)
+    with Image.open(path) as im:
+        shown = np.asarray(ImageOps.exif_transpose(im))[:, :, ::-1]  # RGB -> BGR
+    assert np.array_equal(read_frame(path), shown)
+
+
+def test_a_sideways_stored_frame_with_an_exif_orientation_is_aligned(astronaut_bgr, tmp_path):
+    from PIL import Image
+
+    upright = face_frame(astronaut_bgr)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90 degrees clockwise to show"
+    path = tmp_path / "sideways.jpg"
+    Image.fromarray(np.rot90(upright[:, :, ::-1]).copy()).save(path, exif=exif, quality=95)
+    # Before, OpenCV's IMREAD_UNCHANGED ignored the tag: "no face found".
+    r = process_frame(path, neighbours=False)
+    assert r.meta["status"] == "ok" and abs(r.meta["angle_deg"]) < 8
+
+
 def test_truncation_reads_the_file_structure():
     assert truncation(b"\xff\xd8\xff\xe0" + b"\x00" * 20, "JPEG").startswith("truncated JPEG: no image data")
     jpeg = b"\xff\xd8\xff\xda\x00\x08" + b"\x12\xff\x00\x34" * 4

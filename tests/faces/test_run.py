@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from merlib.cli import main
-from merlib.errors import MissingSamplesError
+from merlib.data.composite import megc2019_composite
 from merlib.faces import landmarks as lm
 from merlib.faces import run as run_mod
 from merlib.faces.align import eye_angle, eye_centres, target_eye_centres
@@ -32,20 +32,21 @@ def first_run(jobs, synth_root, tmp_path_factory):
     return preprocess(jobs, synth_root, store, workers=1, progress=False)
 
 
-def test_composite_needs_allow_missing_on_simulated_data(synth_root):
-    with pytest.raises(MissingSamplesError, match="of 442 MEGC2019 composite samples not on disk"):
-        build_jobs(synth_root, ["composite"])
+def test_a_simulated_root_needs_no_allow_missing_for_its_subset(synth_root):
+    jobs = build_jobs(synth_root, ["composite"])
+    expected = megc2019_composite(synth_root).n_expected
+    assert len(jobs.table) == expected < 442 and jobs.missing.empty
 
 
-def test_jobs_cover_both_sets_and_the_composite_adds_up(jobs):
+def test_jobs_cover_both_sets_and_the_composite_adds_up(jobs, synth_root):
     t = jobs.table
     assert set(t["set"]) == {"composite", "macro"}
     assert t["sample_id"].is_unique
-    assert (t["set"] == "composite").sum() + len(jobs.missing) == 442
+    assert (t["set"] == "composite").sum() + len(jobs.missing) == megc2019_composite(synth_root).n_expected
     assert set(t.loc[t["set"] == "macro", "dataset"]) <= {"ckplus", "oulu", "jaffe", "mug"}
 
 
-def test_every_job_is_in_the_manifest_and_every_problem_in_the_report(first_run, jobs):
+def test_every_job_is_in_the_manifest_and_every_problem_in_the_report(first_run, jobs, synth_root):
     m, rep = first_run.manifest, first_run.report
     assert len(m) == len(jobs.table)
     assert (m["sample_id"].to_numpy() == jobs.table["sample_id"].to_numpy()).all()
@@ -57,7 +58,7 @@ def test_every_job_is_in_the_manifest_and_every_problem_in_the_report(first_run,
     assert not_ok == set(rep.loc[rep["status"] != "missing", "sample_id"])
     assert (rep["status"] == "missing").sum() == len(jobs.missing)
     counts = summary(first_run)
-    assert counts.loc["composite", "Total"] == 442
+    assert counts.loc["composite", "Total"] == megc2019_composite(synth_root).n_expected
     assert counts.loc["Total", "Total"] == len(m) + len(jobs.missing)
     assert first_run.stats["computed"] > 0 and first_run.stats["cached"] == 0
 
@@ -147,9 +148,11 @@ def test_outputs_and_cli(first_run, synth_root, tmp_path, capsys):
     info = json.loads((out / "run.json").read_text())
     assert info["data_kind"].startswith("SIMULATED") and info["counts"]["macro"]["Total"] > 0
     assert "from the cache" in capsys.readouterr().out
+    # A SynthME root holds a subset of the composite and says which: no --allow-missing.
     assert main(["preprocess", "--data-root", str(synth_root), "--out", str(out),
-                 "--sets", "composite", "--quiet"]) == 2
-    assert "not on disk" in capsys.readouterr().err
+                 "--sets", "composite", "--quiet"]) == 0
+    info = json.loads((out / "run.json").read_text())
+    assert info["counts"]["composite"]["Total"] == megc2019_composite(synth_root).n_expected
     X, P, rows = load_crops(pd.read_csv(out / "manifest.csv", dtype=str, keep_default_na=False), out)
     assert X.shape[1:] == (256, 256) and X.dtype == np.uint8 and P.shape[1:] == (68, 2)
     assert (X[:, 61, 76] == 0).all()  # the left eye centre is masked

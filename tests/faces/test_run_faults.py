@@ -18,7 +18,7 @@ import pandas as pd
 import pytest
 
 from merlib.data.index import index_datasets
-from merlib.errors import ConfigError, DataLayoutError
+from merlib.errors import ConfigError, DataLayoutError, MissingSamplesError
 from merlib.faces import landmarks as lm
 from merlib.faces import pipeline
 from merlib.faces import run as run_mod
@@ -99,11 +99,19 @@ def first_run_small(synth_root, tmp_path_factory):
 
 
 # -- 4. --allow-missing covers an absent macro dataset ----------------------------------
-def test_absent_macro_datasets_are_reported_with_allow_missing(casme_only, tmp_path):
+def test_absent_macro_datasets_are_reported_with_allow_missing(casme_only, tmp_path, capsys):
     root, _ = casme_only
     with pytest.raises(DataLayoutError, match=r"macro set: dataset folder\(s\) CK\+/, Oulu-CASIA/, "
                                               r"JAFFE/, MUG/ not under data root .*--allow-missing"):
         build_jobs(root, ["macro"])
+    from merlib.cli import main
+
+    assert main(["preprocess", "--data-root", str(root), "--out", str(tmp_path / "cli"), "--sets", "macro",
+                 "--quiet"]) == 2
+    assert "macro set: dataset folder(s) CK+/" in capsys.readouterr().err
+    # A root that is not SynthME stays strict about the composite too.
+    with pytest.raises((MissingSamplesError, DataLayoutError), match="SAMM/|not on disk"):
+        build_jobs(root, ["composite"])
     jobs = build_jobs(root, allow_missing=True)  # before: "ckplus: expected folder CK+/"
     assert set(jobs.table["set"]) == {"composite"}
     gone = jobs.missing[jobs.missing["set"] == "macro"]
