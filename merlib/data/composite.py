@@ -21,7 +21,7 @@ import pandas as pd
 
 from merlib.data.index import DATASET_FOLDERS, index_datasets
 from merlib.data.schema import COLUMNS, MICRO_DATASETS, validate_table
-from merlib.errors import AnnotationError, MissingSamplesError
+from merlib.errors import AnnotationError, MerlibWarning, MissingSamplesError
 
 #: Columns of the composite CSV (``merlib composite``); ``flags`` lists every value a
 #: reader filled in rather than read (an estimated apex, SMIC's middle frame).
@@ -142,8 +142,8 @@ def expected_composite(data_root: Path | str, index: pd.DataFrame | None = None)
     ExpectedList
         A real root (no SynthME marker): all 442. A SynthME root: the samples listed
         in its ``SYNTHME_composite.csv``; for an older SynthME root without that file,
-        the listed samples present on disk (a :class:`UserWarning` says so: a sample
-        lost from such a root cannot be noticed).
+        the listed samples present on disk (a :class:`~merlib.errors.MerlibWarning`
+        says so: a sample lost from such a root cannot be noticed).
 
     Raises
     ------
@@ -168,7 +168,7 @@ def expected_composite(data_root: Path | str, index: pd.DataFrame | None = None)
     table = listed.merge(on_disk, on=_KEY, how="inner", sort=False).reset_index(drop=True)
     source = (f"the {len(table)} composite samples present in this SynthME root (derived: "
               f"the root has no {COMPOSITE}; regenerate it with `merlib synth` to record them)")
-    warnings.warn(f"{root}: expecting {source}", UserWarning, stacklevel=2)
+    warnings.warn(f"{root}: expecting {source}", MerlibWarning, stacklevel=2)
     return ExpectedList(table, source)
 
 

@@ -11,7 +11,7 @@ import pandas as pd
 from merlib.data import casme2, ckplus, jaffe, mug, oulu, samm, smic
 from merlib.data.apex import check_method
 from merlib.data.schema import DATASETS, empty_table, validate_table
-from merlib.errors import ConfigError, DataLayoutError, MerlibError
+from merlib.errors import ConfigError, DataLayoutError, MerlibError, MerlibWarning
 
 #: Dataset key -> folder name under the data root.
 DATASET_FOLDERS: dict[str, str] = {
@@ -32,7 +32,7 @@ _APEX_READERS = frozenset({"casme2", "samm"})
 ERROR_COLUMNS: list[str] = ["dataset", "folder", "error", "message"]
 
 
-class DatasetSkippedWarning(UserWarning):
+class DatasetSkippedWarning(MerlibWarning):
     """A dataset under the data root could not be indexed and was left out (names it)."""
 
 
