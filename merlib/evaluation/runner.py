@@ -280,8 +280,8 @@ class TaskStore:
         resume : bool, default=True
             False: results already in ``folder`` are deleted first.
         ignore : frozenset of str
-            Run-key entries that are recorded but may differ on resumption (a warning
-            says so).
+            Run-key entries that are only recorded (e.g. the git commit, when ``renew``
+            holds a finer digest of the code): they may differ on resumption.
         renew : frozenset of str
             Run-key entries whose change makes the stored results worthless rather than
             wrong to ask for (e.g. the code that computed them): they are deleted, with a
@@ -409,9 +409,6 @@ def _check_run_key(saved: dict[str, Any], now: dict[str, Any], path: Path, ignor
                       f"this run has {new.get(renewed[0])!r}; they are deleted and every task runs again",
                       stacklevel=4)
         return True
-    for name in differ:
-        warnings.warn(f"{path}: stored results were made with {name}={old.get(name)!r}, this run "
-                      f"has {new.get(name)!r}", stacklevel=4)
     return False
 
 
