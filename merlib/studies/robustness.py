@@ -1,0 +1,353 @@
+"""Robustness to capture conditions: perturb the test subject's apex frames, keep the model.
+
+For every leave-one-subject-out fold the method is trained once on clean crops, exactly
+as :func:`merlib.evaluation.fold.fit_predict` does (same fold seed, so the clean
+predictions are the LOSO run's). Then the held-out subject's apex frames are read again,
+degraded by each perturbation of :mod:`merlib.faces.perturb` at each strength *before*
+pre-processing, and pre-processed anew (dlib detection and landmarks, alignment, eye
+mask: :func:`merlib.faces.pipeline.find_landmarks` and :func:`~merlib.faces.pipeline.align`,
+the paper's settings) and classified by the unchanged fold model.
+
+Two outcomes are kept apart:
+
+* ``failed``: the pre-processing found no usable face in the perturbed frame (no face,
+  face too small, flat crop). Scored as the training folds' majority class -- what a
+  system would fall back to -- and counted separately.
+* a wrong class on a crop that was made: a misclassification.
+
+The perturbed frames' neighbours are not used (the perturbation would apply to them too),
+so a frame whose face is lost is lost. Each fold's result is written to
+``out_dir/fold_<k>.csv`` as it completes; a rerun reads finished folds back.
+"""
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from merlib.config import FinetuneConfig
+from merlib.data.schema import LABELS
+from merlib.errors import ConfigError, DataLayoutError
+from merlib.faces.perturb import IDENTITY, PERTURBATIONS, perturb
+
+#: The book's grid: three to five strengths per perturbation, mild to severe.
+BOOK_GRID: dict[str, tuple[float, ...]] = {
+    "noise": (8.0, 16.0, 32.0),
+    "blur": (0.02, 0.04, 0.08),
+    "brightness": (40.0, 80.0, 120.0),
+    "contrast": (0.5, 0.25, 0.1),
+    "gamma": (1.5, 2.5, 4.0),
+    "jpeg": (30.0, 10.0, 3.0),
+    "lowres": (32.0, 16.0, 8.0),
+    "rotation": (10.0, 25.0, 45.0),
+    "turn": (0.1, 0.2, 0.35),
+    "occlude_mouth": (0.3, 0.6, 1.0),
+    "occlude_brows": (0.3, 0.6, 1.0),
+}
+
+#: The wide grid (``profile='full'``).
+FULL_GRID: dict[str, tuple[float, ...]] = {
+    "noise": (4.0, 8.0, 16.0, 32.0, 64.0),
+    "blur": (0.01, 0.02, 0.04, 0.08, 0.16),
+    "brightness": (20.0, 40.0, 80.0, 120.0, -80.0),
+    "contrast": (0.75, 0.5, 0.25, 0.1, 0.05),
+    "gamma": (1.5, 2.5, 4.0, 0.5, 0.3),
+    "jpeg": (50.0, 30.0, 10.0, 5.0, 2.0),
+    "lowres": (40.0, 32.0, 16.0, 8.0, 4.0),
+    "rotation": (5.0, 10.0, 25.0, 45.0, 60.0),
+    "turn": (0.05, 0.1, 0.2, 0.35, 0.5),
+    "occlude_mouth": (0.2, 0.3, 0.6, 1.0, 1.5),
+    "occlude_brows": (0.2, 0.3, 0.6, 1.0, 1.5),
+}
+
+_COLUMNS = ("fold", "dataset", "subject", "sample", "label", "perturbation", "strength", "status",
+            "reason", "pred")
+
+
+def check_grid(grid: Mapping[str, Sequence[float]]) -> dict[str, tuple[float, ...]]:
+    """Validate a perturbation grid: known names, at least one strength each."""
+    if not isinstance(grid, Mapping) or not grid:
+        raise ConfigError(f"grid: expected a non-empty mapping of perturbation -> strengths, got {grid!r}")
+    out = {}
+    for name, strengths in grid.items():
+        if name not in PERTURBATIONS:
+            raise ConfigError(f"grid: unknown perturbation {name!r}; known: {sorted(PERTURBATIONS)}")
+        values = tuple(float(s) for s in strengths)
+        if not values:
+            raise ConfigError(f"grid[{name!r}]: expected at least one strength")
+        out[str(name)] = values
+    return out
+
+
+def conditions(grid: Mapping[str, Sequence[float]]) -> list[tuple[str, float]]:
+    """``("clean", 0.0)`` then every ``(perturbation, strength)`` of the grid, in order."""
+    return [("clean", 0.0)] + [(n, s) for n, ss in check_grid(grid).items() for s in ss]
+
+
+def perturbed_crops(grey: np.ndarray, conds: Sequence[tuple[str, float]], align_cfg: Any = None,
+                    *, seed: int = 0) -> tuple[list[np.ndarray | None], list[str]]:
+    """Pre-process one frame under each condition.
+
+    Parameters
+    ----------
+    grey : ndarray of shape (H, W), uint8
+        The clean apex frame.
+    conds : sequence of (name, strength)
+        ``("clean", ...)`` or a perturbation of :data:`PERTURBATIONS`.
+    align_cfg : AlignConfig, optional
+        Pre-processing settings (default: the paper's, as the crop sets use).
+    seed : int
+        Noise seed.
+
+    Returns
+    -------
+    crops : list of (S, S) uint8 arrays, or None where pre-processing failed
+    reasons : list of str
+        ``""`` for a crop; else why it failed (``no face found``, ``flat crop ...``;
+        ``clean frame failed`` for every condition when the clean frame has no face,
+        since the perturbations are placed with its landmarks).
+    """
+    from merlib.faces.align import face_std
+    from merlib.faces.config import AlignConfig
+    from merlib.faces.pipeline import align, find_landmarks
+
+    cfg = align_cfg or AlignConfig()
+    clean = find_landmarks(grey, cfg)
+    if clean.points is None:
+        return [None] * len(conds), [f"clean frame failed: {clean.reason}"] * len(conds)
+    crops: list[np.ndarray | None] = []
+    reasons: list[str] = []
+    for name, strength in conds:
+        g = grey if name == "clean" else perturb(grey, name, strength, clean.points, seed=seed)
+        det = clean if name == "clean" else find_landmarks(g, cfg)
+        if det.points is None:
+            crops.append(None)
+            reasons.append(det.reason or "no face found")
+            continue
+        aligned = align(g, det.points, cfg)
+        std = face_std(aligned, g.shape)
+        if std < cfg.min_face_std:
+            crops.append(None)
+            reasons.append(f"flat crop (std {std:.1f})")
+            continue
+        crops.append(aligned.crop)
+        reasons.append("")
+    return crops, reasons
+
+
+def pick_folds(groups: np.ndarray, n_subjects: int | None, seed: int = 0) -> list[int]:
+    """Indices of the LOSO folds whose test subjects the study perturbs.
+
+    Every fold's model is still trained on all the other subjects; only the number of
+    held-out subjects that are perturbed (and so the cost) shrinks. Subjects are drawn
+    per dataset in proportion to its subjects (at least one each), seeded.
+
+    Parameters
+    ----------
+    groups : ndarray of shape (n_samples,)
+        ``dataset/subject`` keys (:attr:`CropSet.groups`).
+    n_subjects : int or None
+        None or at least the number of subjects: every fold.
+    """
+    from merlib.evaluation.splits import loso_folds
+
+    folds = loso_folds(np.asarray(groups))
+    if n_subjects is None or n_subjects >= len(folds):
+        return [f.index for f in folds]
+    if not isinstance(n_subjects, (int, np.integer)) or n_subjects < 1:
+        raise ConfigError(f"n_subjects: expected a positive integer or None, got {n_subjects!r}")
+    by_set: dict[str, list[int]] = {}
+    for f in folds:
+        by_set.setdefault(f.test_subject.split("/", 1)[0], []).append(f.index)
+    rng = np.random.default_rng(seed)
+    total = len(folds)
+    chosen: list[int] = []
+    for name in sorted(by_set):
+        members = by_set[name]
+        k = max(1, round(n_subjects * len(members) / total))
+        chosen += [int(i) for i in rng.choice(members, size=min(k, len(members)), replace=False)]
+    return sorted(chosen)
+
+
+def _fold_seed(cfg: FinetuneConfig, fold: int) -> int:
+    from merlib.training.engine import derive_seed
+
+    # The fixed-settings LOSO task seed (merlib.evaluation.protocol: grid index -1).
+    return derive_seed(cfg.seed, "outer", fold, -1)
+
+
+def run_fold(crops: Any, fold: Any, cfg: FinetuneConfig, data_root: str | os.PathLike,
+             conds: Sequence[tuple[str, float]], *, transfer_state: Any = None,
+             align_cfg: Any = None) -> pd.DataFrame:
+    """Train one fold's model on clean crops; classify its test subject under each condition.
+
+    Parameters
+    ----------
+    crops : CropSet
+        The composite crops; ``meta`` must hold ``frame_path`` (relative to ``data_root``).
+    fold : Fold
+        From :func:`merlib.evaluation.splits.loso_folds`.
+    cfg : FinetuneConfig
+    data_root : path
+    conds : sequence of (name, strength)
+    transfer_state : dict of tensors, optional
+
+    Returns
+    -------
+    DataFrame
+        One row per (test sample, condition): ``fold``, ``dataset``, ``subject``,
+        ``sample``, ``label``, ``perturbation``, ``strength``, ``status`` (``ok`` or
+        ``failed``), ``reason``, ``pred`` (a class name; the training majority class
+        where failed).
+    """
+    from merlib.evaluation.splits import check_disjoint
+    from merlib.faces.pipeline import read_grey
+    from merlib.models.backbone import input_normalisation
+    from merlib.training.data import CropDataset
+    from merlib.training.engine import predict, resolve_device
+    from merlib.training.finetune import finetune
+    from merlib.training.svm import fit_svm
+
+    if "frame_path" not in crops.meta.columns:
+        raise DataLayoutError(f"{crops.source}: crops meta has no frame_path column; load the crops "
+                              "with merlib.training.data.prepare_crop_sets")
+    check_disjoint(crops.groups, fold.train_idx, fold.test_idx)
+    seed = _fold_seed(cfg, fold.index)
+    train = crops.subset(fold.train_idx)
+    model = finetune(train, cfg, transfer_state=transfer_state, seed=seed).model
+    device = resolve_device(cfg.device)
+    mean, std = input_normalisation(model)
+    view = dict(image_size=cfg.image_size, mean=mean, std=std)
+    f_train, _ = predict(model, CropDataset(train.X, train.y, **view), device)
+    svm, _ = fit_svm(f_train, train.y, train.groups, Cs=cfg.svm_C, kernels=cfg.svm_kernels,
+                     inner_splits=cfg.svm_inner_splits, class_weight=cfg.svm_class_weight, seed=seed)
+    majority = int(np.bincount(train.y, minlength=len(LABELS)).argmax())
+
+    rows, X, where = [], [], []
+    test = crops.meta.iloc[fold.test_idx]
+    for i, r in enumerate(test.itertuples(index=False)):
+        grey = read_grey(Path(data_root) / str(r.frame_path))
+        out, reasons = perturbed_crops(grey, conds, align_cfg, seed=seed + i)
+        for (name, strength), crop, reason in zip(conds, out, reasons):
+            rows.append({"fold": fold.index, "dataset": r.dataset, "subject": str(r.subject),
+                         "sample": str(r.sample), "label": r.label, "perturbation": name,
+                         "strength": float(strength), "status": "failed" if crop is None else "ok",
+                         "reason": reason, "pred": LABELS[majority]})
+            if crop is not None:
+                X.append(crop)
+                where.append(len(rows) - 1)
+    if X:
+        Xa = np.stack(X)
+        feats, _ = predict(model, CropDataset(Xa, np.zeros(len(Xa), np.int64), **view), device)
+        for j, c in zip(where, svm.predict(feats).astype(np.int64)):
+            rows[j]["pred"] = LABELS[int(c)]
+    return pd.DataFrame(rows, columns=list(_COLUMNS))
+
+
+def run_robustness(crops: Any, cfg: FinetuneConfig, data_root: str | os.PathLike,
+                   grid: Mapping[str, Sequence[float]], out_dir: str | os.PathLike, *,
+                   transfer_state: Any = None, folds: Sequence[int] | None = None) -> pd.DataFrame:
+    """:func:`run_fold` over the LOSO folds, each stored in ``out_dir`` and reused.
+
+    Parameters
+    ----------
+    crops : CropSet
+    cfg : FinetuneConfig
+    data_root : path
+    grid : mapping of str -> sequence of float
+        Perturbation -> strengths (:data:`BOOK_GRID`).
+    out_dir : path
+        ``settings.json`` records the crops, settings and grid; a folder holding another
+        study's files is refused.
+    folds : sequence of int, optional
+        Only these fold indices (default: all).
+
+    Returns
+    -------
+    DataFrame
+        Every fold's rows (:func:`run_fold`).
+    """
+    from merlib.evaluation.fold import state_digest
+    from merlib.evaluation.splits import loso_folds
+
+    grid = check_grid(grid)
+    conds = conditions(grid)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    settings = {"crops": crops.fingerprint(), "config": cfg.as_dict(), "transfer": state_digest(transfer_state),
+                "grid": {k: list(v) for k, v in grid.items()}}
+    record = out / "settings.json"
+    if record.is_file():
+        if json.loads(record.read_text()) != json.loads(json.dumps(settings)):
+            raise ConfigError(f"out_dir: {out} holds a robustness study of other crops, settings or grid; "
+                              "use another folder or delete it")
+    else:
+        record.write_text(json.dumps(settings, indent=1))
+    all_folds = loso_folds(crops.groups)
+    chosen = [f for f in all_folds if folds is None or f.index in set(folds)]
+    tables = []
+    for f in chosen:
+        path = out / f"fold_{f.index}.csv"
+        if path.is_file():
+            tables.append(pd.read_csv(path, dtype={"subject": str, "sample": str, "reason": str},
+                                      keep_default_na=False))
+            continue
+        table = run_fold(crops, f, cfg, data_root, conds, transfer_state=transfer_state)
+        tmp = path.with_suffix(".tmp")
+        table.to_csv(tmp, index=False)
+        os.replace(tmp, path)  # a fold file is complete or absent
+        tables.append(table)
+    result = pd.concat(tables, ignore_index=True)
+    result["strength"] = result["strength"].astype(float)
+    return result
+
+
+def summarise(rows: pd.DataFrame, *, n_resamples: int = 1000, seed: int = 0) -> pd.DataFrame:
+    """Composite UF1 / UAR with subject-bootstrap intervals per condition, and the failures.
+
+    Parameters
+    ----------
+    rows : DataFrame
+        :func:`run_robustness` output.
+
+    Returns
+    -------
+    DataFrame
+        One row per (perturbation, strength), ``clean`` first: ``n``, ``failed``
+        (pre-processing lost the face), ``wrong`` (a crop was made and misclassified),
+        ``uf1``, ``uf1_lo``, ``uf1_hi``, ``uar``, ``uar_lo``, ``uar_hi``, ``d_uf1``
+        (minus the clean UF1 on the same samples).
+    """
+    from merlib.evaluation.bootstrap import bootstrap_scores
+
+    need = {"dataset", "subject", "label", "perturbation", "strength", "status", "pred"}
+    if missing := sorted(need - set(rows.columns)):
+        raise ConfigError(f"rows: missing columns {missing}")
+    clean = rows[rows["perturbation"] == "clean"]
+    if not len(clean):
+        raise ConfigError("rows: no clean condition to compare with")
+    out = []
+    for (name, strength), sub in rows.groupby(["perturbation", "strength"], sort=False):
+        groups = (sub["dataset"].astype(str) + "/" + sub["subject"].astype(str)).to_numpy()
+        sc = bootstrap_scores(sub["label"].to_numpy(), sub["pred"].to_numpy(), groups,
+                              n_resamples=n_resamples, seed=seed)
+        ok = sub["status"] == "ok"
+        out.append({"perturbation": name, "strength": float(strength), "n": len(sub),
+                    "failed": int((~ok).sum()), "wrong": int((ok & (sub["pred"] != sub["label"])).sum()),
+                    **{f"{m}{suf}": v for m in ("uf1", "uar") for suf, v in zip(("", "_lo", "_hi"), sc[m])}})
+    table = pd.DataFrame(out)
+    base = float(table.loc[table["perturbation"] == "clean", "uf1"].iloc[0])
+    table["d_uf1"] = table["uf1"] - base
+    return table
+
+
+def worst(summary: pd.DataFrame, k: int = 3) -> pd.DataFrame:
+    """The ``k`` perturbations whose strongest setting loses the most UF1 (clean excluded)."""
+    s = summary[summary["perturbation"] != "clean"]
+    per = s.loc[s.groupby("perturbation")["uf1"].idxmin()].sort_values("d_uf1")
+    return per.head(k).reset_index(drop=True)
