@@ -314,7 +314,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     transfer = load_transfer(args.transfer) if args.transfer is not None else None
     crops = _load_crops(args.crops, args.set)
     res = evaluate_loso(crops, cfg, args.out, transfer=transfer, search=search,
-                        scheduler=args.scheduler, n_workers=_cap_workers(args), progress=not args.quiet)
+                        scheduler=args.scheduler, n_workers=_cap_workers(args), progress=not args.quiet,
+                        resume=not args.no_resume)
     print(f"{len(crops)} crops, {len(res.folds)} LOSO folds, {res.seconds:.1f} s -> {args.out}")
     print(res.selection)
     print(res.metrics.drop(columns="selection").to_string(index=False, float_format="%.4f"))
@@ -413,6 +414,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=_cmd_train_macro)
     s = sub.choices["evaluate"]
     s.add_argument("--transfer", type=Path, default=None, help="`merlib train-macro` output folder")
+    s.add_argument("--no-resume", action="store_true",
+                   help="recompute every task instead of reusing the finished ones in --out "
+                        "(a rerun with the same arguments resumes; other settings are refused)")
     s.add_argument("--classifier", choices=["svm", "softmax"], default=None,
                    help="what the search scores and `pred` holds (both are always predicted)")
     # Leaky selection picks a grid point; without a search there is none to pick.

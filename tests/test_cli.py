@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import pandas as pd
+import pytest
 
 from merlib.cli import main
 from merlib.data.schema import COLUMNS
@@ -51,3 +52,28 @@ def test_composite_allow_missing_writes_missing_report(tmp_path, capsys):
     missing = pd.read_csv(tmp_path / "composite.missing.csv", dtype=str)
     assert sorted(found["sample"]) == ["006_1_2", "011_2_7", "EP02_01f", "s01_ne_02", "s01_po_01", "s11_sur_01"]
     assert len(found) + len(missing) == 442
+
+
+def test_evaluate_resumes_by_default_and_no_resume_recomputes(monkeypatch, tmp_path):
+    """`merlib evaluate` passes resume=True unless --no-resume is given."""
+    import merlib.evaluation as evaluation
+    import merlib.cli as cli
+    from merlib.training.data import save_crop_set, synthetic_crop_set
+
+    npz = save_crop_set(synthetic_crop_set(3, 3, size=32), tmp_path / "crops")
+    seen = []
+
+    class Stop(Exception):
+        pass
+
+    def fake(*args, **kwargs):
+        seen.append(kwargs["resume"])
+        raise Stop
+
+    monkeypatch.setattr(evaluation, "evaluate_loso", fake)
+    for extra, expected in (([], True), (["--no-resume"], False)):
+        argv = ["evaluate", "--crops", str(npz), "--out", str(tmp_path / "out"), "--no-search",
+                "--workers", "1", *extra]
+        with pytest.raises(Stop):
+            cli.main(argv)
+        assert seen[-1] is expected
