@@ -34,7 +34,7 @@ from merlib.data.composite import megc2019_composite
 from merlib.data.index import DATASET_FOLDERS, index_datasets
 from merlib.data.schema import MACRO_DATASETS
 from merlib.data.selection import macro_frames
-from merlib.errors import ConfigError, DataLayoutError
+from merlib.errors import ConfigError, DataLayoutError, MerlibWarning, OutputError
 from merlib.faces.cache import FaceStore, file_sha256
 from merlib.faces.config import AlignConfig
 from merlib.faces.pipeline import crop_entry, process_batch
@@ -335,7 +335,7 @@ def _check_writable(folder: Path, name: str) -> None:
         os.close(fd)
         os.unlink(probe)
     except OSError as err:
-        raise ConfigError(f"{name}: cannot write to {folder} ({err.strerror or err})") from None
+        raise OutputError(f"{name}: cannot write to {folder} ({err.strerror or err})") from None
 
 
 def preprocess(jobs: Jobs | pd.DataFrame, data_root: str | os.PathLike,
@@ -371,8 +371,9 @@ def preprocess(jobs: Jobs | pd.DataFrame, data_root: str | os.PathLike,
     Raises
     ------
     ConfigError
-        Bad ``jobs`` columns or ``workers``, or a ``store_dir`` that cannot be written
-        (checked before any work).
+        Bad ``jobs`` columns or ``workers``.
+    OutputError
+        ``store_dir`` cannot be written (checked before any work).
     """
     from tqdm import tqdm  # the text bar: tqdm.auto warns in kernels without ipywidgets
 
@@ -388,7 +389,7 @@ def preprocess(jobs: Jobs | pd.DataFrame, data_root: str | os.PathLike,
     if scheduler is not None:
         n_workers, note = 0, ""
     if note:
-        warnings.warn(note, stacklevel=2)
+        warnings.warn(note, MerlibWarning, stacklevel=2)
     root = Path(data_root)
     store = FaceStore(store_dir)
     _check_writable(store.root, "store_dir")
@@ -497,6 +498,11 @@ def write_outputs(result: RunResult, out_dir: str | os.PathLike,
     ``provenance`` is given, the data kind (simulated or real) and fingerprint, so
     whatever trains on the crops can label its own results. Each file is written to a
     temporary file of a unique name, then renamed over the old one, like the cache entries.
+
+    Raises
+    ------
+    OutputError
+        ``out_dir`` cannot be created or written (before anything is written).
     """
     out = Path(out_dir)
     _check_writable(out, "out_dir")

@@ -10,7 +10,6 @@ import socket
 import subprocess
 import sys
 import textwrap
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -18,11 +17,9 @@ import pandas as pd
 import pytest
 
 from merlib.data.index import index_datasets
-from merlib.errors import ConfigError, DataLayoutError, MissingSamplesError
+from merlib.errors import ConfigError, DataLayoutError, MerlibWarning, MissingSamplesError, OutputError
 from merlib.faces import landmarks as lm
-from merlib.faces import pipeline
 from merlib.faces import run as run_mod
-from merlib.faces.config import AlignConfig
 from merlib.faces.run import JOB_COLUMNS, build_jobs, preprocess, write_outputs
 from tests.faces.conftest import face_frame, write
 
@@ -151,7 +148,7 @@ def test_a_local_cluster_larger_than_the_cores_is_capped_and_says_so(first_run_s
 
     monkeypatch.setattr(run_mod, "_available_cpus", lambda: 2)
     monkeypatch.setattr(run_mod, "_run_dask", fake_dask)
-    with pytest.warns(UserWarning, match="workers: 999 requested, capped at the 2 cores available"):
+    with pytest.warns(MerlibWarning, match="workers: 999 requested, capped at the 2 cores available"):
         res = preprocess(first_run_small.manifest[list(JOB_COLUMNS)].head(2), synth_root, tmp_path,
                          workers=999, progress=False)
     assert seen["workers"] == 2 and res.stats["workers"] == 2
@@ -162,10 +159,10 @@ def test_a_local_cluster_larger_than_the_cores_is_capped_and_says_so(first_run_s
 def test_an_output_folder_under_a_file_is_one_clear_error(first_run_small, synth_root, tmp_path):
     blocker = tmp_path / "a-file"
     blocker.write_text("x")
-    with pytest.raises(ConfigError, match=f"store_dir: cannot write to {blocker}/store"):
+    with pytest.raises(OutputError, match=f"store_dir: cannot write to {blocker}/store"):
         preprocess(first_run_small.manifest[list(JOB_COLUMNS)].head(1), synth_root, blocker / "store",
                    workers=1, progress=False)
-    with pytest.raises(ConfigError, match=f"out_dir: cannot write to {blocker}/out"):
+    with pytest.raises(OutputError, match=f"out_dir: cannot write to {blocker}/out"):
         write_outputs(first_run_small, blocker / "out")
 
 
