@@ -12,6 +12,7 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from merlib.config import Profile
@@ -77,3 +78,37 @@ def test_the_video_apex_crop_is_the_preprocessing_crop(fold) -> None:
     crop, source = Predictor(fold["bundle"]).align_apex(grey_of(frame), None)
     assert source == "detected"
     np.testing.assert_array_equal(crop, crops.X[row])
+
+
+def test_a_clip_too_long_for_the_buffer_is_decoded_again(fold) -> None:
+    """``buffer_mb=0``: the frames are not kept, the intervals are decoded a second time,
+    and the result is the same as from the buffer."""
+    predictor, clip = Predictor(fold["bundle"]), fold["clip"]
+    once, info_once = predictor.predict_clip(open_source(clip.path))
+    twice, info_twice = predictor.predict_clip(open_source(clip.path), buffer_mb=0)
+    assert (info_once["decodes"], info_twice["decodes"]) == (1, 2)
+    assert info_once["timing"].seconds["reread"] < 1e-3 < info_twice["timing"].seconds["reread"]
+    pd.testing.assert_frame_equal(once, twice)
+
+
+def test_stage_timings_of_prediction_on_images(fold) -> None:
+    from merlib.reporting.timing import stage_timings
+
+    table = stage_timings([fold["clip"].apex_path], Predictor(fold["bundle"]))
+    assert list(table.index) == ["read", "grey", "detect", "landmarks", "align", "model", "SVM", "sum of stages"]
+    assert (table["images"] == 1).all() and (table["ms per image"] > 0).all()
+    assert table.loc["sum of stages", "ms per image"] == pytest.approx(table["ms per image"].iloc[:-1].sum())
+
+
+def test_measure_latency_rows_and_agreement() -> None:
+    from merlib.errors import ConfigError
+    from merlib.inference.latency import measure_latency, native_size
+
+    assert native_size("deit_tiny") == 224 and native_size("mobilevit_s") == 256
+    rows = measure_latency("mobilevit_xxs", ["onnxruntime"], rounds=1, warmup=0, image_size=64,
+                           exporter="torchscript")
+    assert [(r.runtime, r.image_size) for r in rows] == [("eager", 64), ("onnxruntime", 64)]
+    assert rows[0].speedup_vs_eager == 1.0 and rows[1].median_ms > 0
+    assert rows[1].argmax_agree == 1.0 and rows[1].max_logit_diff < 1e-4
+    with pytest.raises(ConfigError, match="runtimes: expected a subset"):
+        measure_latency("mobilevit_xxs", ["tensorrt"])
