@@ -384,3 +384,21 @@ def landmark_jitter(root: str | os.PathLike, crops_meta: pd.DataFrame, *, n_clip
                        jitter_brows_iod=float(np.sqrt(d2[:, 17:27].mean())) / iod)
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def chance_uf1(labels: Sequence[str] | np.ndarray) -> float:
+    """Expected UF1 of guessing each class with probability 1/3, on ``labels``.
+
+    For uniform guessing, class ``c`` with ``n_c`` of ``N`` samples gets ``n_c / 3``
+    expected true positives and ``N / 3`` expected predictions, so its F1 is
+    ``2 (n_c / 3) / (n_c + N / 3)`` (the ratio of expectations, exact to O(1/N)).
+    """
+    from merlib.data.schema import LABELS
+
+    y = pd.Series(np.asarray(labels)).astype(str)
+    if not len(y):
+        raise ConfigError("labels: expected at least one label")
+    n, k = len(y), len(LABELS)
+    counts = y.value_counts().reindex(list(LABELS), fill_value=0).to_numpy(np.float64)
+    f1 = np.where(counts > 0, 2 * (counts / k) / (counts + n / k), 0.0)
+    return float(f1.mean())

@@ -113,3 +113,10 @@ def test_landmark_jitter_on_the_tiny_root(synth_root):
 def test_expression_weight_is_zero_at_onset_and_offset_one_at_apex():
     w = amp.expression_weight(np.array([10, 15, 20, 30, 40]), 10, 20, 40)
     np.testing.assert_allclose(w, [0.0, 0.5, 1.0, 0.5, 0.0], atol=1e-12)
+
+
+def test_chance_uf1_of_balanced_and_unbalanced_labels():
+    assert amp.chance_uf1(["negative", "positive", "surprise"] * 10) == pytest.approx(1 / 3)
+    # 70 / 30 / 31 like the SynthME composite: below 1/3, above the majority's 0.23.
+    y = ["negative"] * 70 + ["positive"] * 30 + ["surprise"] * 31
+    assert 0.30 < amp.chance_uf1(y) < 1 / 3
