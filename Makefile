@@ -38,7 +38,9 @@ $(FACES_DIR)/pool.json: $(VENV)/.installed
 
 ## The default (simulated) data root. Real data: make book DATA_ROOT=/path (nothing generated).
 data: $(if $(filter data/synthme,$(DATA_ROOT)),$(DATA_ROOT)/SYNTHME.json)
-data/synthme/SYNTHME.json: $(FACES_DIR)/pool.json
+# The generator's code is a prerequisite: a changed generator writes a new root.
+SYNTH_CODE := $(wildcard merlib/data/synth/*.py)
+data/synthme/SYNTHME.json: $(FACES_DIR)/pool.json $(SYNTH_CODE)
 	rm -rf data/synthme
 	$(BIN)/merlib synth --out data/synthme --seed $(SEED)
 
@@ -63,7 +65,7 @@ book: notebooks mathjax
 	@echo "book: $(abspath _build/html/index.html)"
 
 ## Tests: unit tests plus every notebook under nbval, on a tiny SynthME root.
-$(TEST_DATA_ROOT)/SYNTHME.json: $(FACES_DIR)/pool.json
+$(TEST_DATA_ROOT)/SYNTHME.json: $(FACES_DIR)/pool.json $(SYNTH_CODE)
 	rm -rf $(TEST_DATA_ROOT)
 	$(BIN)/merlib synth --out $(TEST_DATA_ROOT) --seed $(SEED) --micro-subjects 3 --macro-subjects 4 --quiet
 

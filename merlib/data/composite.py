@@ -20,7 +20,7 @@ from pathlib import Path
 import pandas as pd
 
 from merlib.data.index import DATASET_FOLDERS, index_datasets
-from merlib.data.schema import COLUMNS, MICRO_DATASETS, validate_table
+from merlib.data.schema import COLUMNS, MICRO_DATASETS, empty_table, validate_table
 from merlib.errors import AnnotationError, MerlibWarning, MissingSamplesError
 
 #: Columns of the composite CSV (``merlib composite``); ``flags`` lists every value a
@@ -174,8 +174,10 @@ def expected_composite(data_root: Path | str, index: pd.DataFrame | None = None)
 
 def _index_micro(data_root: Path, allow_missing: bool, apex_fallback: str) -> pd.DataFrame:
     present = [d for d in MICRO_DATASETS if (data_root / DATASET_FOLDERS[d]).is_dir()]
-    if allow_missing and present:
-        return index_datasets(data_root, present, apex_fallback=apex_fallback)
+    if allow_missing:
+        # No micro folder at all: every listed sample is reported missing, not an error.
+        return (index_datasets(data_root, present, apex_fallback=apex_fallback) if present
+                else empty_table())
     # All three are required: index_datasets names the first folder that is missing.
     return index_datasets(data_root, list(MICRO_DATASETS), apex_fallback=apex_fallback)
 

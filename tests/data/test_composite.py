@@ -224,3 +224,12 @@ def test_flag_tables():
         {"dataset": "samm", "flag": "apex_outside_clip:9", "samples": 1},
         {"dataset": "smic", "flag": "apex:middle_frame", "samples": 1},
     ]
+
+
+def test_allow_missing_without_any_micro_folder_lists_every_sample_missing(tmp_path):
+    (tmp_path / "JAFFE").mkdir()  # a root holding only a macro dataset
+    with pytest.raises(DataLayoutError, match="CASME2"):
+        megc2019_composite(tmp_path)
+    result = megc2019_composite(tmp_path, allow_missing=True)
+    assert len(result.table) == 0
+    assert len(result.missing) == 442
