@@ -33,7 +33,7 @@ import pandas as pd
 from merlib.config import FinetuneConfig
 from merlib.data.schema import LABELS
 from merlib.errors import ConfigError, DataLayoutError
-from merlib.faces.perturb import IDENTITY, PERTURBATIONS, perturb
+from merlib.faces.perturb import PERTURBATIONS, perturb
 
 #: The book's grid: three to five strengths per perturbation, mild to severe.
 BOOK_GRID: dict[str, tuple[float, ...]] = {
