@@ -184,6 +184,13 @@ class Predictor:
         self.mean, self.std = float(self.bundle.meta["mean"]), float(self.bundle.meta["std"])
         self.align_cfg = self.bundle.align
         self.runtime = runtime
+        # dlib's detector and landmark model load on first use (the landmark model is a
+        # 100 MB file): load them now, so a clip's timing does not include it.
+        from merlib.faces import landmarks as lm
+
+        blank = np.zeros((64, 64), np.uint8)
+        lm.detect_faces(blank)
+        lm.landmarks_68(blank, (8, 8, 56, 56))
         if runtime == "onnxruntime":
             from merlib.inference.runtime import OnnxModel
 

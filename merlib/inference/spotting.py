@@ -69,6 +69,12 @@ class SpotConfig:
     edge_fraction : float, default=0.2
         The interval's ends: the difference from the neutral reference falls below
         this fraction of the apex's.
+    margin_s : float, default=0.1
+        No apex is reported in the first or last ``margin_s`` seconds of a clip (at
+        least one frame, less than ``k``): there the window is cut off on one side, and
+        the tracker is still settling (seen: the first frame of an MJPG video decoded a
+        few grey levels away from the identical frames after it, and the smoothed
+        landmarks then took about ten frames to settle; a spurious interval at frame 1).
     """
 
     crop_size: int = 64
@@ -83,6 +89,7 @@ class SpotConfig:
     peak_fraction: float = 0.3
     min_rise: float = 0.25
     edge_fraction: float = 0.2
+    margin_s: float = 0.1
 
     def window(self, fps: float) -> int:
         """``k`` in frames at ``fps``."""
@@ -230,10 +237,13 @@ def spot(crops: np.ndarray, fps: float, cfg: SpotConfig = SpotConfig(),
     # its apex (where one window end sits on the apex) are lower than the apex and closer.
     peaks, _ = find_peaks(np.concatenate([[-np.inf], signal, [-np.inf]]), height=threshold, distance=2 * k)
     peaks = peaks - 1
+    margin = max(1, min(k - 1, int(round(cfg.margin_s * fps))))
     intervals = []
     for apex in peaks:
         if valid is not None and not valid[apex]:
             continue
+        if apex < margin or apex > n - 1 - margin:
+            continue  # at a clip's ends: see SpotConfig.margin_s
         start = _edge(crops, apex, -1, k, cfg)
         end = _edge(crops, apex, +1, k, cfg)
         intervals.append(Interval(int(start), int(apex), int(end), float(signal[apex])))

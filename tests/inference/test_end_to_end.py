@@ -112,3 +112,15 @@ def test_measure_latency_rows_and_agreement() -> None:
     assert rows[1].argmax_agree == 1.0 and rows[1].max_logit_diff < 1e-4
     with pytest.raises(ConfigError, match="runtimes: expected a subset"):
         measure_latency("mobilevit_xxs", ["tensorrt"])
+
+
+def test_no_interval_at_the_start_of_a_long_mjpg_video(fold, synth_root: Path, tmp_path: Path) -> None:
+    """A CASME II clip with 100 still frames either side, MJPG: the first frame decodes a
+    few grey levels off the identical frames after it and the tracker settles over the
+    next frames; that was spotted as an interval at frame 1 (SpotConfig.margin_s)."""
+    clip = render_sample_video(synth_root, "casme2", "sub17", "EP01_06", tmp_path / "long.avi", pad=100,
+                               fourcc="MJPG")
+    table, info = Predictor(fold["bundle"]).predict_clip(open_source(clip.path))
+    assert info["frames"] == clip.n_frames == 229
+    assert len(table) == 1, table
+    assert abs(table.loc[0, "apex_frame"] - clip.apex) <= 0.1 * clip.fps
