@@ -38,6 +38,7 @@ import dataclasses
 import hashlib
 import json
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -123,8 +124,12 @@ class Study:
         """The same run, read through the other head (``<name>+softmax``): free."""
         if classifier == self.classifier:
             return self
-        return dataclasses.replace(self, name=f"{self.name}+{classifier}", classifier=classifier,
-                                   label=f"{self.label}, {classifier} head")
+        head = {"svm": "SVM", "softmax": "softmax"}
+        # Comparison labels end with their head ("ResNet18, transfer, SVM (fixed settings)").
+        ending = re.compile(rf", {head[self.classifier]}(?=$| \()")
+        label = (ending.sub(f", {head[classifier]}", self.label, count=1) if ending.search(self.label)
+                 else f"{self.label}, {head[classifier]} head")
+        return dataclasses.replace(self, name=f"{self.name}+{classifier}", classifier=classifier, label=label)
 
     def run_name(self, profile: Profile) -> str:
         """Readable part of the run's folder name: backbone, weights, settings, changes."""
@@ -187,9 +192,9 @@ def chapter_profile(name: str = "smoke", device: str = "cpu", *, seed: int = 0, 
 
     Examples
     --------
-    >>> p = chapter_profile("smoke", macro_epochs=1, grid_epochs=[1])
+    >>> p = chapter_profile("smoke", macro_epochs=1, micro_epochs=2, grid_epochs=[1])
     >>> p.macro.epochs, p.search.epochs, p.micro.epochs
-    (1, (1,), 3)
+    (1, (1,), 2)
     """
     from merlib.config import get_profile
 
@@ -205,14 +210,16 @@ def _digest(obj: Any, length: int = 10) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:length]
 
 
-def transfer_dir(work: str | os.PathLike, macro: TrainConfig) -> Path:
-    """``work/transfer/<arch>-<size>px-<digest of the settings>``.
+def transfer_dir(work: str | os.PathLike, macro: TrainConfig, crops_fingerprint: str) -> Path:
+    """``work/transfer/<arch>-<size>px-<digest of the settings and the macro crops>``.
 
     ``epochs`` is left out of the digest: :func:`merlib.training.transfer.train_macro`
     resumes a shorter run of the same settings to more epochs. ``device`` and
-    ``num_threads`` too (they do not change what is learnt).
+    ``num_threads`` too (they do not change what is learnt). The crops' fingerprint is
+    in: the same data root gives another macro set when its class mapping changes.
     """
     key = {k: v for k, v in macro.as_dict().items() if k not in ("epochs", "device", "num_threads")}
+    key["crops"] = crops_fingerprint
     return Path(work) / "transfer" / f"{macro.arch}-{macro.image_size}px-{_digest(key)}"
 
 
@@ -225,17 +232,21 @@ def macro_transfer(macro_crops: Any, macro: TrainConfig, work: str | os.PathLike
     """
     from merlib.training.transfer import train_macro
 
-    return train_macro(macro_crops, macro, transfer_dir(work, macro))
+    return train_macro(macro_crops, macro, transfer_dir(work, macro, macro_crops.fingerprint()))
 
 
-def run_dir(study: Study, profile: Profile, work: str | os.PathLike, crops_fingerprint: str) -> Path:
+def run_dir(study: Study, profile: Profile, work: str | os.PathLike, crops_fingerprint: str,
+            macro_fingerprint: str | None = None) -> Path:
     """``work/runs/<run name>-<digest>``; the digest covers every setting and the crops.
 
-    The classifier is not in it: the SVM and softmax rows of a study are one run.
+    ``macro_fingerprint`` (the macro crops' fingerprint) identifies the data the
+    transferred weights were trained on; it is ignored for a study without transfer. The
+    classifier is not in the digest: the SVM and softmax rows of a study are one run.
     """
     cfg, search, macro = settings(study, profile)
     key = {"config": cfg.as_dict(), "search": search.as_dict() if search else None,
-           "macro": macro.as_dict() if macro else None, "crops": crops_fingerprint}
+           "macro": macro.as_dict() if macro else None, "crops": crops_fingerprint,
+           "macro_crops": macro_fingerprint if macro else None}
     key["config"] = {k: v for k, v in key["config"].items() if k not in ("device", "num_threads")}
     if key["macro"]:
         key["macro"] = {k: v for k, v in key["macro"].items() if k not in ("device", "num_threads")}
@@ -327,6 +338,10 @@ class StudyRun:
     result: Any
     reused: bool
 
+    def with_classifier(self, classifier: str) -> StudyRun:
+        """The same run read through the other head (e.g. ``full`` -> ``full+softmax``)."""
+        return StudyRun(self.study.with_classifier(classifier), self.result, self.reused)
+
     @property
     def predictions(self) -> pd.DataFrame:
         """The run's predictions with this study's column as ``pred_<study name>``."""
@@ -371,7 +386,8 @@ def run_study(study: Study | str, crops: dict[str, Any] | Any, profile: Profile,
             raise ConfigError(f"crops: study {study.name!r} transfers from the macro set; pass "
                               "prepare_crop_sets(...) output with a 'macro' entry")
         transfer = macro_transfer(sets["macro"], macro, work)
-    out = run_dir(study, profile, work, composite.fingerprint())
+    out = run_dir(study, profile, work, composite.fingerprint(),
+                  sets["macro"].fingerprint() if macro is not None else None)
     if (out / "run.json").is_file() and (out / "predictions.csv").is_file():
         record = json.loads((out / "run.json").read_text())
         if _matches(record, cfg, search, transfer, composite):
@@ -476,6 +492,43 @@ def inner_split_curves(crops: Any, cfg: FinetuneConfig, *, transfer_state: dict 
     return pd.DataFrame(rows)
 
 
+def cached_inner_split_curves(crops: Any, cfg: FinetuneConfig, work: str | os.PathLike, *,
+                              transfer: Any = None, val_fraction: float = 0.25, seed: int = 0) -> pd.DataFrame:
+    """:func:`inner_split_curves`, stored in ``work/curves/<digest>.csv`` and read back.
+
+    Parameters
+    ----------
+    crops : CropSet
+    cfg : FinetuneConfig
+    work : path
+    transfer : TransferResult, optional
+        Its blocks are loaded as ``cfg.transfer_load`` says; its folder and best epoch
+        are part of the key.
+    val_fraction, seed
+        As :func:`inner_split_curves`.
+
+    Returns
+    -------
+    DataFrame
+    """
+    from merlib.evaluation.fold import resolve_transfer
+
+    ignore = ("device", "num_threads")
+    key = {"config": {k: v for k, v in cfg.as_dict().items() if k not in ignore}, "crops": crops.fingerprint(),
+           "transfer": None if transfer is None else [str(transfer.out_dir), transfer.best_epoch],
+           "val_fraction": val_fraction, "seed": seed}
+    path = Path(work) / "curves" / f"{cfg.arch}-{_digest(key)}.csv"
+    if path.is_file():
+        return pd.read_csv(path)
+    state = resolve_transfer(transfer, cfg) if transfer is not None else None
+    curves = inner_split_curves(crops, cfg, transfer_state=state, val_fraction=val_fraction, seed=seed)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    curves.to_csv(tmp, index=False)
+    tmp.replace(path)
+    return curves
+
+
 def most_chosen(run: Any, cfg: FinetuneConfig) -> FinetuneConfig:
     """``cfg`` with the grid point the search chose for the most outer folds (ties: lowest index)."""
     folds = run.folds
@@ -487,6 +540,6 @@ def most_chosen(run: Any, cfg: FinetuneConfig) -> FinetuneConfig:
     return cfg.replace(batch_size=int(row["batch_size"]), lr=float(row["lr"]), epochs=int(row["epochs"]))
 
 
-__all__ = ["ARCH_LABELS", "COMPARISON_ARCHS", "STUDIES", "Study", "StudyRun", "chapter_profile", "combined_predictions",
+__all__ = ["ARCH_LABELS", "COMPARISON_ARCHS", "STUDIES", "Study", "StudyRun", "cached_inner_split_curves", "chapter_profile", "combined_predictions",
            "get_study", "inner_split_curves", "macro_transfer", "most_chosen", "read_run", "run_dir",
            "run_study", "settings", "transfer_dir"]

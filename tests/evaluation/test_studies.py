@@ -54,6 +54,9 @@ def test_fixed_versions_and_bad_names(profile):
         S.Study("x", "x", changes=(("arch", "resnet18"),))
     soft = S.get_study("full").with_classifier("softmax")
     assert soft.column == "pred_softmax" and soft.name == "full+softmax"
+    assert soft.label.endswith(", softmax head")
+    assert S.get_study("resnet18@fixed").with_classifier("softmax").label == \
+        "ResNet18, transfer, softmax (fixed settings)"
 
 
 def test_run_folders_share_a_run_between_heads_only(profile, tmp_path):
@@ -64,15 +67,18 @@ def test_run_folders_share_a_run_between_heads_only(profile, tmp_path):
     assert len({d(n) for n in names}) == len(names)
     assert d("no_l2").name.startswith("mobilevit_xxs-transfer-grid-l20.0-")
     assert S.run_dir(S.get_study("full"), profile, tmp_path, "fp2") != d("full")
+    assert S.run_dir(S.get_study("full"), profile, tmp_path, "fp1", "macro2") != d("full")
+    assert S.run_dir(S.get_study("no_transfer"), profile, tmp_path, "fp1", "macro2") == d("no_transfer")
     seed1 = S.chapter_profile("smoke", seed=1)
     assert S.run_dir(S.get_study("full"), seed1, tmp_path, "fp1") != \
         S.run_dir(S.get_study("full"), S.chapter_profile("smoke"), tmp_path, "fp1")
 
 
 def test_transfer_folder_ignores_epochs(profile, tmp_path):
-    a = S.transfer_dir(tmp_path, profile.macro)
-    assert a == S.transfer_dir(tmp_path, profile.macro.replace(epochs=5, num_threads=2))
-    assert a != S.transfer_dir(tmp_path, profile.macro.replace(lr=0.5))
+    a = S.transfer_dir(tmp_path, profile.macro, "fp1")
+    assert a == S.transfer_dir(tmp_path, profile.macro.replace(epochs=5, num_threads=2), "fp1")
+    assert a != S.transfer_dir(tmp_path, profile.macro.replace(lr=0.5), "fp1")
+    assert a != S.transfer_dir(tmp_path, profile.macro, "fp2")
     assert a.name.startswith("mobilevit_xxs-32px-")
 
 
