@@ -16,6 +16,10 @@ are here:
 :class:`FaceTracker` finds the face with dlib's HOG detector only every
 ``detect_every`` frames (the costly step, ~8-15 ms on a 640x480 frame) and in between
 fits the 68 landmarks (~3 ms) in the previous frame's box, moved with the face.
+
+:func:`render_sample_video` writes a dataset sample's frames as a video file (lossless
+FFV1 by default, or MJPG as a camera would give them), with still frames before and
+after: the input of the end-to-end tests and of the timing chapter.
 """
 from __future__ import annotations
 
