@@ -120,6 +120,21 @@ class Study:
         return dataclasses.replace(self, name=f"{self.name}@fixed", search=False,
                                    label=f"{self.label} (fixed settings)")
 
+    def shortened(self, changes: dict[str, Any]) -> Study:
+        """This study at fixed, cheaper settings, e.g. ``{"epochs": 2, "batch_size": 16}``.
+
+        Named ``<name>@short`` (the fixed version first); the changes go into the run's
+        settings, so its folder differs from the full-length run's. Empty ``changes``:
+        just :meth:`fixed`.
+        """
+        base = self.fixed()
+        if not changes:
+            return base
+        shown = ", ".join(f"{k} {v}" for k, v in sorted(changes.items()))
+        merged = tuple(sorted({**dict(base.changes), **changes}.items()))
+        return dataclasses.replace(base, name=f"{self.name}@short", changes=merged,
+                                   label=base.label.replace("(fixed settings)", f"(short: {shown})"))
+
     def with_classifier(self, classifier: str) -> Study:
         """The same run, read through the other head (``<name>+softmax``): free."""
         if classifier == self.classifier:

@@ -140,3 +140,18 @@ def test_inner_split_curves_hold_out_training_subjects(profile, crops):
     assert curves["val_acc"].between(0, 1).all()
     again = S.inner_split_curves(crops, profile.micro.replace(epochs=2), val_fraction=0.3, seed=0)
     pd.testing.assert_frame_equal(curves, again)
+
+
+def test_shortened_rows_are_fixed_and_cheaper(profile, tmp_path):
+    short = S.get_study("no_l2").shortened({"epochs": 2, "batch_size": 16})
+    assert short.name == "no_l2@short" and not short.search
+    assert short.label == "no L2 regularisation (l2 = 0) (short: batch_size 16, epochs 2)"
+    cfg, search, _ = S.settings(short, profile)
+    assert (cfg.l2, cfg.epochs, cfg.batch_size, search) == (0.0, 2, 16, None)
+    ref = S.get_study("no_grid").shortened({"epochs": 2, "batch_size": 16})
+    assert ref.name == "no_grid@short"
+    d = lambda s: S.run_dir(s, profile, tmp_path, "fp1")  # noqa: E731
+    assert d(ref) != d(S.get_study("no_grid")) and d(short) != d(S.get_study("no_l2@fixed"))
+    assert S.get_study("no_l2").shortened({}) == S.get_study("no_l2@fixed")
+    assert S.get_study("deit_tiny").shortened({"epochs": 2}).with_classifier("softmax").label == \
+        "DeiT-tiny, transfer, softmax (short: epochs 2)"
