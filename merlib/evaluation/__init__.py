@@ -1,7 +1,7 @@
-"""Leave-one-subject-out evaluation, metrics on pooled predictions, grid search.
+"""Leave-one-subject-out evaluation, metrics on pooled predictions, grid search, intervals.
 
-The protocol and search names load on first use (they import the training modules,
-which themselves use :mod:`merlib.evaluation.metrics`).
+The protocol, search and studies names load on first use (they import the training
+modules, which themselves use :mod:`merlib.evaluation.metrics`).
 """
 from importlib import import_module
 from typing import Any
@@ -10,10 +10,13 @@ from merlib.evaluation.metrics import metrics_table, scores, uar_score, uf1_scor
 from merlib.evaluation.splits import inner_folds, loso_folds
 
 _LAZY = {"LosoResult": "protocol", "evaluate_loso": "protocol", "SearchResult": "search",
-         "grid_search": "search"}
+         "grid_search": "search", "bootstrap_table": "bootstrap", "paired_table": "bootstrap",
+         "STUDIES": "studies", "Study": "studies", "StudyRun": "studies", "get_study": "studies",
+         "run_study": "studies", "chapter_profile": "studies"}
 
-__all__ = ["LosoResult", "SearchResult", "evaluate_loso", "grid_search", "inner_folds", "loso_folds",
-           "metrics_table", "scores", "uar_score", "uf1_score"]
+__all__ = ["LosoResult", "STUDIES", "SearchResult", "Study", "StudyRun", "bootstrap_table", "chapter_profile",
+           "evaluate_loso", "get_study", "grid_search", "inner_folds", "loso_folds", "metrics_table",
+           "paired_table", "run_study", "scores", "uar_score", "uf1_score"]
 
 
 def __getattr__(name: str) -> Any:

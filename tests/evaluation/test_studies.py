@@ -155,3 +155,10 @@ def test_shortened_rows_are_fixed_and_cheaper(profile, tmp_path):
     assert S.get_study("no_l2").shortened({}) == S.get_study("no_l2@fixed")
     assert S.get_study("deit_tiny").shortened({"epochs": 2}).with_classifier("softmax").label == \
         "DeiT-tiny, transfer, softmax (short: epochs 2)"
+
+
+def test_package_exports():
+    import merlib.evaluation as ev
+
+    assert ev.run_study is S.run_study and ev.get_study("no_l2") == S.STUDIES["no_l2"]
+    assert all(getattr(ev, name) is not None for name in ev.__all__)
