@@ -313,37 +313,58 @@ def summarise(rows: pd.DataFrame, *, n_resamples: int = 1000, seed: int = 0) -> 
     Parameters
     ----------
     rows : DataFrame
-        :func:`run_robustness` output.
+        :func:`run_robustness` output: every condition holds the same samples.
 
     Returns
     -------
     DataFrame
         One row per (perturbation, strength), ``clean`` first: ``n``, ``failed``
         (pre-processing lost the face), ``wrong`` (a crop was made and misclassified),
-        ``uf1``, ``uf1_lo``, ``uf1_hi``, ``uar``, ``uar_lo``, ``uar_hi``, ``d_uf1``
-        (minus the clean UF1 on the same samples).
-    """
-    from merlib.evaluation.bootstrap import bootstrap_scores
+        ``uf1``, ``uf1_lo``, ``uf1_hi``, ``uar``, ``uar_lo``, ``uar_hi``, and ``d_uf1``,
+        ``d_uf1_lo``, ``d_uf1_hi``: UF1 minus the clean UF1 with a *paired* interval
+        (the same resampled subjects for both), so a loss is real when ``d_uf1_hi < 0``.
 
-    need = {"dataset", "subject", "label", "perturbation", "strength", "status", "pred"}
+    Raises
+    ------
+    ConfigError
+        A missing column, no clean condition, or a condition whose samples are not the
+        clean condition's.
+    """
+    from merlib.evaluation.bootstrap import bootstrap_scores, paired_difference
+
+    need = {"dataset", "subject", "sample", "label", "perturbation", "strength", "status", "pred"}
     if missing := sorted(need - set(rows.columns)):
         raise ConfigError(f"rows: missing columns {missing}")
-    clean = rows[rows["perturbation"] == "clean"]
+    key = ["dataset", "subject", "sample"]
+    clean = rows[rows["perturbation"] == "clean"].sort_values(key, kind="stable")
     if not len(clean):
         raise ConfigError("rows: no clean condition to compare with")
+    clean_keys = clean[key].astype(str).to_numpy()
     out = []
     for (name, strength), sub in rows.groupby(["perturbation", "strength"], sort=False):
+        sub = sub.sort_values(key, kind="stable")
+        if sub[key].astype(str).to_numpy().shape != clean_keys.shape or \
+                (sub[key].astype(str).to_numpy() != clean_keys).any():
+            raise ConfigError(f"rows: condition {name} {strength:g} does not hold the clean condition's samples")
         groups = (sub["dataset"].astype(str) + "/" + sub["subject"].astype(str)).to_numpy()
-        sc = bootstrap_scores(sub["label"].to_numpy(), sub["pred"].to_numpy(), groups,
-                              n_resamples=n_resamples, seed=seed)
+        y = sub["label"].to_numpy()
+        sc = bootstrap_scores(y, sub["pred"].to_numpy(), groups, n_resamples=n_resamples, seed=seed)
+        d = paired_difference(y, sub["pred"].to_numpy(), clean["pred"].to_numpy(), groups,
+                              n_resamples=n_resamples, seed=seed)["uf1"]
         ok = sub["status"] == "ok"
         out.append({"perturbation": name, "strength": float(strength), "n": len(sub),
                     "failed": int((~ok).sum()), "wrong": int((ok & (sub["pred"] != sub["label"])).sum()),
-                    **{f"{m}{suf}": v for m in ("uf1", "uar") for suf, v in zip(("", "_lo", "_hi"), sc[m])}})
-    table = pd.DataFrame(out)
-    base = float(table.loc[table["perturbation"] == "clean", "uf1"].iloc[0])
-    table["d_uf1"] = table["uf1"] - base
-    return table
+                    **{f"{m}{suf}": v for m in ("uf1", "uar") for suf, v in zip(("", "_lo", "_hi"), sc[m])},
+                    "d_uf1": d[0], "d_uf1_lo": d[1], "d_uf1_hi": d[2]})
+    return pd.DataFrame(out)
+
+
+def absorbed(summary: pd.DataFrame) -> list[str]:
+    """Perturbations that, at every strength of the grid, lose no face and no UF1 beyond
+    noise (no paired interval of the change lies wholly below 0)."""
+    s = summary[summary["perturbation"] != "clean"]
+    bad = s[(s["failed"] > 0) | (s["d_uf1_hi"] < 0)]["perturbation"]
+    return [p for p in pd.unique(s["perturbation"]) if p not in set(bad)]
 
 
 def worst(summary: pd.DataFrame, k: int = 3) -> pd.DataFrame:

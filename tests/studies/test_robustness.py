@@ -94,7 +94,7 @@ def test_fold_study_predicts_clean_crops_like_the_loso_fold_and_is_reused(synth_
 def test_summary_counts_failures_apart_from_misclassifications():
     lab = ["negative", "positive", "surprise"] * 4
     subj = [f"s{i // 3}" for i in range(12)]
-    base = pd.DataFrame({"dataset": "casme2", "subject": subj, "label": lab})
+    base = pd.DataFrame({"dataset": "casme2", "subject": subj, "sample": [f"e{i}" for i in range(12)], "label": lab})
     clean = base.assign(perturbation="clean", strength=0.0, status="ok", pred=lab)
     bad_pred = list(lab)
     bad_pred[0] = "positive"  # one misclassified crop
@@ -105,5 +105,8 @@ def test_summary_counts_failures_apart_from_misclassifications():
     s = rob.summarise(pd.concat([clean, noisy]), n_resamples=200).set_index("perturbation")
     assert s.loc["clean", "uf1"] == 1.0 and s.loc["clean", "failed"] == 0
     assert s.loc["noise", "failed"] == 2 and s.loc["noise", "wrong"] == 0
-    assert s.loc["noise", "d_uf1"] < 0
+    assert s.loc["noise", "d_uf1"] < 0 and s.loc["clean", "d_uf1_lo"] == 0 == s.loc["clean", "d_uf1_hi"]
+    assert rob.absorbed(s.reset_index()) == []
+    with pytest.raises(ConfigError, match="condition noise 32 does not hold the clean condition's samples"):
+        rob.summarise(pd.concat([clean, noisy.iloc[:6]]), n_resamples=50)
     assert rob.worst(s.reset_index(), 1)["perturbation"].tolist() == ["noise"]
