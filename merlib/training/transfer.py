@@ -57,10 +57,11 @@ from merlib.data.schema import LABELS
 from merlib.errors import BrokenFileError, ConfigError, DataLayoutError, MerlibWarning
 from merlib.evaluation.metrics import scores
 from merlib.evaluation.splits import holdout_subjects
-from merlib.models.backbone import conv_state_keys, create_backbone, feature_extractor_state
+from merlib.models.backbone import (conv_state_keys, create_backbone, feature_extractor_state,
+                                    input_normalisation)
 from merlib.reporting.provenance import Provenance, code_version
-from merlib.training.data import CropSet
-from merlib.training.engine import (eval_loss, make_datasets, make_optimizer, predict,
+from merlib.training.data import CropDataset, CropSet
+from merlib.training.engine import (eval_loss, make_datasets, make_optimizer, predict, recalibrate_batchnorm,
                                     resolve_device, seed_everything, train_epoch)
 
 MODEL_FILE = "model.safetensors"
@@ -292,8 +293,10 @@ def train_macro(crops: CropSet, cfg: TrainConfig = TrainConfig(), out_dir: str |
     generator = seed_everything(cfg.seed, cfg.num_threads)
     model = create_backbone(cfg.arch, image_size=cfg.image_size, drop_rate=cfg.drop_rate).to(device)
     optimizer = make_optimizer(model, cfg)
-    train_ds, _ = make_datasets(crops.subset(train_idx), cfg, model, generator)
-    _, val_ds = make_datasets(crops.subset(val_idx), cfg, model, generator)
+    train_ds, train_plain = make_datasets(crops.subset(train_idx), cfg, model, generator)
+    mean, std = input_normalisation(model)
+    held_out = crops.subset(val_idx)
+    val_ds = CropDataset(held_out.X, held_out.y, image_size=cfg.image_size, mean=mean, std=std)
     y_val = crops.y[val_idx]
 
     curves: list[dict[str, float]] = []
@@ -334,6 +337,9 @@ def train_macro(crops: CropSet, cfg: TrainConfig = TrainConfig(), out_dir: str |
                       initial=start, total=cfg.epochs):
         t0 = time.perf_counter()
         fit = train_epoch(model, train_ds, cfg, optimizer, generator, device)
+        # Validation (eval mode) and the saved best epoch need BatchNorm statistics of
+        # this epoch's weights, not the running averages of earlier ones.
+        recalibrate_batchnorm(model, train_plain, device, cfg.batch_size, generator)
         _, proba = predict(model, val_ds, device)
         val = scores(y_val, proba.argmax(1))
         curves.append({"epoch": epoch + 1, "train_loss": fit["loss"], "train_acc": fit["acc"],
