@@ -78,7 +78,7 @@ class Runner:
             (completion order), before the next result is collected: what it writes is
             on disk even if a later task fails or the process is killed.
         """
-        from tqdm.auto import tqdm
+        from tqdm import tqdm  # the text bar: tqdm.auto warns in kernels without ipywidgets
 
         if not tasks:
             return {}

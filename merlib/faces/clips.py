@@ -311,7 +311,7 @@ def load_clips(table: pd.DataFrame, data_root: str | os.PathLike,
     cached = computed = 0
     iterator = rows
     if progress:
-        from tqdm.auto import tqdm
+        from tqdm import tqdm  # the text bar: tqdm.auto warns in kernels without ipywidgets
 
         iterator = tqdm(rows, desc="aligned clips")
     for i, row in enumerate(iterator):

@@ -283,7 +283,7 @@ def train_macro(crops: CropSet, cfg: TrainConfig = TrainConfig(), out_dir: str |
         Resuming with another device, thread count or torch version: the numbers can
         differ from an uninterrupted run (also recorded: ``segments``, ``mixed_settings``).
     """
-    from tqdm.auto import tqdm
+    from tqdm import tqdm  # the text bar: tqdm.auto warns in kernels without ipywidgets
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
