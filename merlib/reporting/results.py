@@ -248,3 +248,43 @@ def styled(df: pd.DataFrame, provenance: Any, title: str, decimals: int = 3):
     from merlib.reporting.tables import captioned
 
     return captioned(format_table(df, decimals), provenance, title)
+
+
+def sample_accounting(result: Any, n_listed: int = 442) -> pd.DataFrame:
+    """Where the MEGC2019 composite's samples went, per part: listed, in this data root,
+    excluded by pre-processing, evaluated.
+
+    Parameters
+    ----------
+    result : LosoResult
+        Its ``predictions`` (one row per evaluated sample, with ``dataset``) and
+        ``excluded`` (the samples pre-processing could not use, with ``dataset``,
+        ``status`` and ``reason``; None when the crops did not come from a
+        pre-processing folder, so nothing is known of them).
+    n_listed : int, default=442
+        Samples the MEGC2019 list names over the three parts.
+
+    Returns
+    -------
+    DataFrame
+        Index ``part`` (each dataset, then ``composite``); columns ``in this root``
+        (evaluated + excluded), ``excluded``, ``evaluated``; the composite row also has
+        ``listed`` (the other rows leave it empty: the list's per-part counts are
+        SMIC 164, CASME II 145, SAMM 133 only on a complete real tree).
+    """
+    preds = _predictions_of(result)
+    excluded = getattr(result, "excluded", None)
+    evaluated = preds.groupby("dataset").size()
+    dropped = (excluded.groupby("dataset").size() if excluded is not None and len(excluded)
+               else pd.Series(0, index=evaluated.index))
+    parts = sorted(set(evaluated.index) | set(dropped.index))
+    table = pd.DataFrame({"evaluated": evaluated.reindex(parts, fill_value=0),
+                          "excluded": dropped.reindex(parts, fill_value=0)})
+    table.loc["composite"] = table.sum()
+    table.insert(0, "in this root", table["evaluated"] + table["excluded"])
+    table["listed"] = pd.array([pd.NA] * (len(table) - 1) + [n_listed], dtype="Int64")
+    if excluded is None:
+        table["excluded"] = pd.array([pd.NA] * len(table), dtype="Int64")
+        table["in this root"] = pd.array([pd.NA] * len(table), dtype="Int64")
+    table.index.name = "part"
+    return table

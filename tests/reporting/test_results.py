@@ -121,3 +121,18 @@ def test_variant_columns_are_method_rows_and_differences_are_signed(run):
     assert d["d_uf1"] < 0                              # guessing is worse than 80 % right
     with pytest.raises(ConfigError, match="metrics"):
         differences_wide(paired, ("f2",))
+
+
+def test_sample_accounting_counts_evaluated_and_excluded_per_part():
+    from merlib.reporting.results import sample_accounting
+
+    preds = pd.DataFrame({"dataset": ["casme2"] * 3 + ["samm"] * 2, "label": ["negative"] * 5})
+    excluded = pd.DataFrame({"dataset": ["samm", "smic"], "status": ["failed", "failed"],
+                             "reason": ["flat crop", "truncated JPEG"]})
+    table = sample_accounting(SimpleNamespace(predictions=preds, excluded=excluded))
+    assert table.loc["casme2", ["in this root", "excluded", "evaluated"]].tolist() == [3, 0, 3]
+    assert table.loc["samm", ["in this root", "excluded", "evaluated"]].tolist() == [3, 1, 2]
+    assert table.loc["smic", ["in this root", "excluded", "evaluated"]].tolist() == [1, 1, 0]
+    assert table.loc["composite", ["in this root", "excluded", "evaluated", "listed"]].tolist() == [7, 2, 5, 442]
+    unknown = sample_accounting(SimpleNamespace(predictions=preds, excluded=None))
+    assert unknown["excluded"].isna().all() and unknown.loc["composite", "evaluated"] == 5
