@@ -469,42 +469,29 @@ def inner_split_curves(crops: Any, cfg: FinetuneConfig, *, transfer_state: dict 
 
     from merlib.evaluation.metrics import scores
     from merlib.evaluation.splits import holdout_subjects
-    from merlib.models.backbone import conv_stages, create_backbone
     from merlib.training.data import CropDataset
-    from merlib.training.engine import (make_datasets, make_optimizer, predict, recalibrate_batchnorm,
-                                        resolve_device, seed_everything, train_epoch)
-    from merlib.training.finetune import GradualUnfreezer, _load_transfer, unfreeze_epochs
+    from merlib.training.engine import predict, recalibrate_batchnorm
+    from merlib.training.finetune import finetune
 
     train_idx, val_idx = holdout_subjects(crops.groups, val_fraction, seed=seed)
     train, val = crops.subset(train_idx), crops.subset(val_idx)
-    device = resolve_device(cfg.device)
-    generator = seed_everything(seed, cfg.num_threads)
-    model = create_backbone(cfg.arch, image_size=cfg.image_size, drop_rate=cfg.drop_rate)
-    loaded = _load_transfer(model, transfer_state, cfg.transfer_load) if transfer_state is not None else []
-    model.to(device)
-    stages = conv_stages(model)
-    starts = (unfreeze_epochs(len(stages), cfg.epochs, cfg.unfreeze_start, cfg.unfreeze_end)
-              if loaded else [0] * len(stages))
-    unfreezer = GradualUnfreezer(model, stages, starts)
-    optimizer = make_optimizer(model, cfg)
-    train_ds, plain_ds = make_datasets(train, cfg, model, generator)
-    mean, std = train_ds.mean, train_ds.std
-    val_ds = CropDataset(val.X, val.y, image_size=cfg.image_size, mean=mean, std=std)
     recal_gen = torch.Generator().manual_seed(seed + 7)
-    rows = []
-    for epoch in range(cfg.epochs):
-        frozen = unfreezer.apply(epoch)
-        fit = train_epoch(model, train_ds, cfg, optimizer, generator, device, keep_eval=frozen)
+
+    def validate(epoch: int, model: torch.nn.Module, frozen: tuple, plain: CropDataset) -> dict[str, float]:
+        device = next(model.parameters()).device
+        val_ds = CropDataset(val.X, val.y, image_size=cfg.image_size, mean=plain.mean, std=plain.std)
         # Eval-mode accuracy needs statistics of the current weights (see finetune).
         saved = {k: v.clone() for k, v in model.state_dict().items() if "running_" in k or "num_batches" in k}
         if cfg.bn_recalibrate:
-            recalibrate_batchnorm(model, plain_ds, device, cfg.batch_size, recal_gen, keep=frozen)
+            recalibrate_batchnorm(model, plain, device, cfg.batch_size, recal_gen, keep=frozen)
         _, proba = predict(model, val_ds, device)
         model.load_state_dict(saved, strict=False)  # training continues from its own statistics
         s = scores(val.y, proba.argmax(1))
-        rows.append({"epoch": epoch + 1, "train_loss": fit["loss"], "train_acc": fit["acc"],
-                     "val_acc": s["accuracy"], "val_uf1": s["uf1"], "n_train": len(train), "n_val": len(val)})
-    return pd.DataFrame(rows)
+        return {"val_acc": s["accuracy"], "val_uf1": s["uf1"]}
+
+    curves = finetune(train, cfg, transfer_state=transfer_state, seed=seed, on_epoch=validate).curves
+    return curves[["epoch", "train_loss", "train_acc", "val_acc", "val_uf1"]].assign(
+        n_train=len(train), n_val=len(val))
 
 
 def cached_inner_split_curves(crops: Any, cfg: FinetuneConfig, work: str | os.PathLike, *,

@@ -16,7 +16,9 @@ nothing is frozen (random filters are not worth keeping).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import pandas as pd
 import torch
@@ -25,7 +27,7 @@ from torch import nn
 from merlib.config import FinetuneConfig
 from merlib.models.backbone import (conv_stages, conv_state_keys, create_backbone, load_feature_extractor,
                                     load_weights)
-from merlib.training.data import CropSet
+from merlib.training.data import CropDataset, CropSet
 from merlib.training.engine import (make_datasets, make_optimizer, recalibrate_batchnorm, resolve_device,
                                     seed_everything, train_epoch)
 
@@ -109,8 +111,14 @@ def _load_transfer(model: nn.Module, state: dict[str, torch.Tensor], how: str) -
     return load_weights(model, state, skip_classifier=True)
 
 
+#: Called after each epoch with (epoch index, model, modules frozen in it, the training
+#: crops unaugmented); returns extra columns for that epoch's row of the curves.
+EpochHook = Callable[[int, nn.Module, tuple[nn.Module, ...], CropDataset], dict[str, Any]]
+
+
 def finetune(crops: CropSet, cfg: FinetuneConfig = FinetuneConfig(), *,
-             transfer_state: dict[str, torch.Tensor] | None = None, seed: int | None = None) -> FinetuneResult:
+             transfer_state: dict[str, torch.Tensor] | None = None, seed: int | None = None,
+             on_epoch: EpochHook | None = None) -> FinetuneResult:
     """Train a fresh network on ``crops`` (a training split, never a test subject).
 
     Parameters
@@ -124,6 +132,9 @@ def finetune(crops: CropSet, cfg: FinetuneConfig = FinetuneConfig(), *,
         from random initialisation without freezing.
     seed : int, optional
         Overrides ``cfg.seed`` (LOSO passes one per fold and grid point).
+    on_epoch : callable, optional
+        :data:`EpochHook`, e.g. a validation on held-out training subjects; it must leave
+        the weights and the global RNG as it found them.
 
     Returns
     -------
@@ -146,7 +157,8 @@ def finetune(crops: CropSet, cfg: FinetuneConfig = FinetuneConfig(), *,
         fit = train_epoch(model, train_ds, cfg, optimizer, generator, device, keep_eval=frozen_modules)
         curves.append({"epoch": epoch + 1, "train_loss": fit["loss"], "train_acc": fit["acc"],
                        "frozen_stages": len(unfreezer.frozen_stages(epoch)),
-                       "trainable_params": sum(p.numel() for p in model.parameters() if p.requires_grad)})
+                       "trainable_params": sum(p.numel() for p in model.parameters() if p.requires_grad),
+                       **(on_epoch(epoch, model, frozen_modules, plain_ds) if on_epoch else {})})
     # Stages still frozen in the last epoch trained on their transferred statistics.
     still_frozen = unfreezer.modules(unfreezer.frozen_stages(cfg.epochs - 1))
     unfreezer.apply(cfg.epochs)

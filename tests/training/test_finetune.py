@@ -91,3 +91,18 @@ def test_the_finetuned_network_predicts_in_eval_mode_what_it_learned():
     assert eval_accuracy(res.model, held_out) >= 0.6  # measured 0.74; chance 0.33
     stale = finetune(train, cfg.replace(bn_recalibrate=False), seed=0)
     assert eval_accuracy(stale.model, train) < 0.5  # the old behaviour, kept as an option
+
+
+def test_epoch_hook_sees_every_epoch_and_adds_columns_without_changing_training():
+    crops, cfg = tiny_crops(), tiny_finetune_cfg().replace(epochs=2)
+    seen = []
+
+    def hook(epoch, model, frozen, plain):
+        seen.append((epoch, len(plain)))
+        return {"hook_epoch": epoch}
+
+    hooked = finetune(crops, cfg, seed=3, on_epoch=hook)
+    plain = finetune(crops, cfg, seed=3)
+    assert seen == [(0, len(crops)), (1, len(crops))]
+    assert hooked.curves["hook_epoch"].tolist() == [0, 1]
+    assert hooked.curves["train_loss"].tolist() == plain.curves["train_loss"].tolist()
