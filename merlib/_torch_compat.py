@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import importlib
 import sys
+import warnings
 from types import ModuleType
 
 _SCHEMAS = {
@@ -53,4 +54,9 @@ def import_torchvision() -> ModuleType:
 def import_timm() -> ModuleType:
     """Import and return :mod:`timm` (works with the CPU torch build, see module doc)."""
     import_torchvision()
-    return importlib.import_module("timm")
+    # timm imports huggingface_hub, whose progress bars import tqdm.auto: in a Jupyter
+    # kernel without ipywidgets that prints "TqdmWarning: IProgress not found" into every
+    # rendered page of the book. merlib's own bars are text bars.
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="IProgress not found")
+        return importlib.import_module("timm")

@@ -44,3 +44,17 @@ def test_unrelated_runtime_error_propagates(monkeypatch):
     monkeypatch.setattr(importlib, "import_module", broken)
     with pytest.raises(RuntimeError, match="something else"):
         _torch_compat.import_torchvision()
+
+
+def test_importing_timm_in_a_kernel_prints_no_tqdm_warning():
+    """timm -> huggingface_hub -> tqdm.auto warned 'IProgress not found' into book pages."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    nb = nbformat.v4.new_notebook()
+    nb.cells.append(nbformat.v4.new_code_cell(
+        "from merlib._torch_compat import import_timm\nimport_timm()\nprint('imported')"))
+    NotebookClient(nb, timeout=120, kernel_name="python3").execute()
+    text = "".join(o.get("text", "") for o in nb.cells[0].outputs)
+    assert "imported" in text
+    assert "IProgress" not in text
