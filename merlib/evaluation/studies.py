@@ -273,7 +273,7 @@ def _jsonable(obj: Any) -> Any:
 
 
 def _matches(record: dict[str, Any], cfg: FinetuneConfig, search: SearchConfig | None,
-             transfer: Any, crops: Any) -> bool:
+             transfer: Any, crops: Any, out_dir: Path) -> bool:
     ignore = ("device", "num_threads")
     saved_cfg = {k: v for k, v in (record.get("config") or {}).items() if k not in ignore}
     now_cfg = {k: v for k, v in _jsonable(cfg.as_dict()).items() if k not in ignore}
@@ -284,9 +284,29 @@ def _matches(record: dict[str, Any], cfg: FinetuneConfig, search: SearchConfig |
         return False
     saved_t = record.get("transfer")
     if transfer is None:
-        return saved_t is None
-    return bool(saved_t) and saved_t.get("out_dir") == str(transfer.out_dir) and \
-        saved_t.get("best_epoch") == transfer.best_epoch
+        if saved_t is not None:
+            return False
+    elif not (saved_t and saved_t.get("out_dir") == str(transfer.out_dir)
+              and saved_t.get("best_epoch") == transfer.best_epoch):
+        return False
+    return _same_tasks(out_dir, cfg, transfer)
+
+
+def _same_tasks(out_dir: Path, cfg: FinetuneConfig, transfer: Any) -> bool:
+    # The run's task key names the code that computed it and the transferred tensors
+    # themselves: a run of older code, or from weights retrained in the same folder, is
+    # not read back (evaluate_loso then recomputes what changed).
+    from merlib.evaluation.fold import resolve_transfer, state_digest
+    from merlib.evaluation.runner import TaskStore
+    from merlib.evaluation.search import TASKS_DIR, compute_code_digest
+
+    key_file = out_dir / TASKS_DIR / TaskStore.RUN_KEY_FILE
+    if not key_file.is_file():
+        return False
+    key = json.loads(key_file.read_text())
+    if key.get("code") != compute_code_digest():
+        return False
+    return key.get("transfer") == state_digest(resolve_transfer(transfer, cfg))
 
 
 def read_run(out_dir: str | os.PathLike) -> Any:
@@ -405,7 +425,7 @@ def run_study(study: Study | str, crops: dict[str, Any] | Any, profile: Profile,
                   sets["macro"].fingerprint() if macro is not None else None)
     if (out / "run.json").is_file() and (out / "predictions.csv").is_file():
         record = json.loads((out / "run.json").read_text())
-        if _matches(record, cfg, search, transfer, composite):
+        if _matches(record, cfg, search, transfer, composite, out):
             return StudyRun(study, read_run(out), True)
     result = evaluate_loso(composite, cfg, out, transfer=transfer, search=search, n_workers=n_workers,
                            scheduler=scheduler, progress=progress)

@@ -102,6 +102,15 @@ def test_run_once_then_read_back(profile, crops, tmp_path):
     (first.result.out_dir / "run.json").write_text(json.dumps(record))
     redo = S.run_study(study, crops, profile, tmp_path)
     assert not redo.reused and redo.result.tasks["reused"] == redo.result.tasks["total"]
+    # A run computed by other code is not read back either (its tasks are then redone).
+    key_file = first.result.out_dir / "tasks" / "run_key.json"
+    key = json.loads(key_file.read_text())
+    key["code"] = "older-code"
+    key_file.write_text(json.dumps(key))
+    with pytest.warns(Warning):
+        stale = S.run_study(study, crops, profile, tmp_path)
+    assert not stale.reused and stale.result.tasks["computed"] == stale.result.tasks["total"]
+    pd.testing.assert_frame_equal(stale.result.metrics, first.result.metrics, check_dtype=False)
 
 
 def test_transfer_study_needs_the_macro_set(profile, crops, tmp_path):
