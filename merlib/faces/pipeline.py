@@ -27,6 +27,7 @@ from __future__ import annotations
 import io
 import os
 import struct
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -362,11 +363,7 @@ def crop_entry(path: str | os.PathLike, sha: str, cfg: AlignConfig, store: FaceS
     if own["status"] != "failed" or own.get("unreadable") or not neighbours or cfg.neighbour_frames == 0:
         return store.crop_path(sha, cfg)
     tried: list[str] = []
-    for other in neighbour_paths(path, cfg.neighbour_frames):
-        try:
-            other_sha = file_sha256(other)
-        except OSError:
-            continue
+    for other, other_sha in _neighbour_contents(path, cfg):
         near = store.read_meta(store.landmark_path(other_sha, cfg))
         if near is None:
             return None
@@ -374,6 +371,16 @@ def crop_entry(path: str | os.PathLike, sha: str, cfg: AlignConfig, store: FaceS
             return store.crop_path(sha, cfg, _borrowed(other_sha))
         tried.append(other_sha)
     return store.crop_path(sha, cfg, _none_usable(tried))
+
+
+def _neighbour_contents(path: str | os.PathLike, cfg: AlignConfig) -> Iterator[tuple[Path, str]]:
+    """(path, SHA-256) of each neighbouring frame, nearest first; unreadable ones are
+    skipped. :func:`crop_entry` (cache only) and :func:`_compute` walk the same list."""
+    for other in neighbour_paths(path, cfg.neighbour_frames):
+        try:
+            yield other, file_sha256(other)
+        except OSError:
+            continue
 
 
 def _borrowed(other_sha: str) -> str:
@@ -517,11 +524,7 @@ def _compute(path: Path, sha: str, cfg: AlignConfig, store: FaceStore | None,
     source, context = "", ""
     if det.status == "failed" and neighbours and cfg.neighbour_frames > 0:
         tried: list[str] = []
-        for other in neighbour_paths(path, cfg.neighbour_frames):
-            try:
-                other_sha = file_sha256(other)
-            except OSError:
-                continue
+        for other, other_sha in _neighbour_contents(path, cfg):
             near = landmarks_cached(other, other_sha, cfg, store)
             if near.status != "failed":
                 fallback = f"landmarks of neighbouring frame {other.name}"
