@@ -35,6 +35,7 @@ import cv2
 import numpy as np
 import pandas as pd
 from sklearn.base import clone
+from sklearn.decomposition import PCA
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import f1_score, make_scorer
 from sklearn.model_selection import GridSearchCV, GroupKFold
@@ -205,7 +206,8 @@ def linear_pipeline(kind: str, C: float = 1.0, seed: int = 0) -> Pipeline:
     if kind == "svm":
         model = SVC(kernel="linear", C=C, class_weight="balanced", random_state=seed)
     elif kind == "lr":
-        model = LogisticRegression(C=C, class_weight="balanced", max_iter=2000, tol=1e-3)
+        model = LogisticRegression(C=C, class_weight="balanced", solver="newton-cg", max_iter=500, tol=1e-4)
+        return Pipeline([("scale", StandardScaler()), ("span", PCA(svd_solver="full")), ("model", model)])
     else:
         raise ConfigError(f"kind: expected 'svm' or 'lr', got {kind!r}")
     return Pipeline([("scale", StandardScaler()), ("model", model)])
