@@ -22,7 +22,7 @@ from merlib.errors import ConfigError
 from merlib.evaluation.splits import check_disjoint
 from merlib.models.backbone import input_normalisation
 from merlib.training.data import CropDataset, CropSet
-from merlib.training.engine import predict, resolve_device
+from merlib.training.engine import derive_seed, predict, resolve_device
 from merlib.training.finetune import finetune
 from merlib.training.svm import fit_svm
 from merlib.training.transfer import TransferResult, load_transfer
@@ -82,6 +82,22 @@ def state_digest(state: dict[str, torch.Tensor] | None) -> str:
         h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
         h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
     return h.hexdigest()[:16]
+
+
+def outer_seed(seed: int, fold: int) -> int:
+    """The seed of the fit on outer fold ``fold``'s training subjects.
+
+    It does not depend on the grid point: a fixed-settings run, the grid search's final
+    fit at the same settings and the leaky search's fit of that point are then the same
+    task, computed once and shared (:class:`~merlib.evaluation.runner.TaskStore`'s fit
+    cache). Grid points compared on the same fold also see the same random draws.
+    """
+    return derive_seed(seed, "outer", fold)
+
+
+def inner_seed(seed: int, fold: int, split: int) -> int:
+    """The seed of an inner-validation fit (outer ``fold``, inner ``split``), any grid point."""
+    return derive_seed(seed, "inner", fold, split)
 
 
 def task_identity(cfg: FinetuneConfig, seed: int, train_idx: np.ndarray,

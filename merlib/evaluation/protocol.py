@@ -47,15 +47,14 @@ import pandas as pd
 
 from merlib.config import FinetuneConfig, SearchConfig
 from merlib.data.schema import LABELS
-from merlib.errors import DataLayoutError, MissingSamplesError
-from merlib.evaluation.fold import fit_predict, resolve_transfer, task_identity
+from merlib.errors import ConfigError, DataLayoutError, MissingSamplesError
+from merlib.evaluation.fold import fit_predict, outer_seed, resolve_transfer, task_identity
 from merlib.evaluation.metrics import metrics_table
 from merlib.evaluation.runner import TaskStore, atomic_write, run_tasks, task_runner
 from merlib.evaluation.search import FIXED_LABEL, SearchResult, open_task_store, run_search, write_search
 from merlib.evaluation.splits import loso_folds
 from merlib.reporting.provenance import Provenance, code_version
 from merlib.training.data import CropSet
-from merlib.training.engine import derive_seed
 from merlib.training.transfer import TransferResult, load_transfer
 
 
@@ -123,7 +122,8 @@ def evaluate_loso(crops: CropSet, cfg: FinetuneConfig = FinetuneConfig(),
                   out_dir: str | os.PathLike | None = None, *, transfer: Any = None,
                   search: SearchConfig | None = None, client: Any = None, scheduler: str | None = None,
                   n_workers: int | None = None, processes: bool = True,
-                  progress: bool = False, resume: bool = True) -> LosoResult:
+                  progress: bool = False, resume: bool = True,
+                  fit_cache: str | os.PathLike | None = None) -> LosoResult:
     """Leave-one-subject-out over ``crops``' subjects, predictions pooled, then scored.
 
     Parameters
@@ -148,6 +148,10 @@ def evaluate_loso(crops: CropSet, cfg: FinetuneConfig = FinetuneConfig(),
         ``out_dir`` (the metrics are identical to an uninterrupted run); False deletes
         them first. A folder holding another run's tasks is refused either way unless
         ``resume=False``.
+    fit_cache : path, optional
+        A folder of fits shared between runs (:func:`~merlib.evaluation.search.open_fit_cache`):
+        a fit another run already made on the same crops, weights, settings, seed and
+        rows is read from there instead of trained again. Needs ``out_dir``.
 
     Returns
     -------
@@ -174,7 +178,10 @@ def evaluate_loso(crops: CropSet, cfg: FinetuneConfig = FinetuneConfig(),
     excluded = excluded_samples(crops)
     # Before any training: a folder that cannot take the results, or holds another
     # run's, is found out now.
-    store = open_task_store(out_dir, crops, cfg, search, state, resume=resume) if out_dir is not None else None
+    if fit_cache is not None and out_dir is None:
+        raise ConfigError("fit_cache: needs out_dir (the run's own copy of each fit goes there)")
+    store = (open_task_store(out_dir, crops, cfg, search, state, resume=resume, fit_cache=fit_cache)
+             if out_dir is not None else None)
     found: SearchResult | None = None
     with task_runner(client, scheduler, n_workers, processes) as runner:
         shared = runner.share(crops)
@@ -189,7 +196,7 @@ def evaluate_loso(crops: CropSet, cfg: FinetuneConfig = FinetuneConfig(),
                 break  # the leaky search already ran every outer fold of the chosen point
             gi, params = choice[f.index]
             key, point = f"outer-f{f.index}-g{gi}", cfg.replace(**params)
-            seed = derive_seed(cfg.seed, "outer", f.index, gi)
+            seed = outer_seed(cfg.seed, f.index)
             tasks[key] = (shared, f.train_idx, f.test_idx, point, shared_state, seed)
             identities[key] = task_identity(point, seed, f.train_idx, f.test_idx)
         done = run_tasks(runner, fit_predict, tasks, identities, store, progress=progress, desc="LOSO folds")

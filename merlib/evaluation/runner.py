@@ -239,6 +239,11 @@ def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
             tmp.unlink()
 
 
+#: The task key of every entry of a shared fit cache: there a task is known by its
+#: identity alone (a run's "outer-f3-g-1" and a search's "outer-f3-g0" can be one fit).
+SHARED_KEY = "fit"
+
+
 class TaskStore:
     """Finished task results in a folder, one small set of files per task.
 
@@ -266,6 +271,19 @@ class TaskStore:
         self.run_key = run_key
         self.reused = 0
         self.computed = 0
+        self.shared: tuple[TaskStore, dict[str, Any]] | None = None
+
+    def share_with(self, cache: TaskStore, context: dict[str, Any]) -> TaskStore:
+        """Also look finished tasks up in, and write them to, ``cache``: a fit cache that
+        several runs use (e.g. a fixed-settings run and a grid search's final fits).
+
+        ``context`` is what this store's run key adds to a task's identity there (the
+        crops' fingerprint, the transferred weights' digest): a task matches only the
+        same fit on the same data. A hit is copied into this store's folder too, so a
+        run folder stays complete on its own.
+        """
+        self.shared = (cache, context)
+        return self
 
     @classmethod
     def open(cls, folder: str | os.PathLike, run_key: dict[str, Any], *, resume: bool = True,
@@ -326,6 +344,17 @@ class TaskStore:
         A task whose files are unreadable (cut short by a full disk, edited) is reported
         with a warning naming the file and counts as not done: it runs again.
         """
+        found = self._read(key, identity)
+        if found is None and self.shared is not None:
+            cache, context = self.shared
+            found = cache._read(SHARED_KEY, {**context, **identity})
+            if found is not None:
+                self._write(key, identity, found)
+        if found is not None:
+            self.reused += 1
+        return found
+
+    def _read(self, key: str, identity: dict[str, Any]) -> dict[str, Any] | None:
         stem = self._stem(key, identity)
         meta_path = self.folder / f"{stem}.json"
         if not meta_path.is_file():
@@ -344,13 +373,20 @@ class TaskStore:
                 out[name] = frame.astype(dtypes)[list(dtypes)]
         except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile) as err:
             warnings.warn(f"{meta_path}: stored task result unreadable ({err}); running the task again",
-                          stacklevel=2)
+                          stacklevel=3)
             return None
-        self.reused += 1
         return out
 
     def save(self, key: str, identity: dict[str, Any], result: dict[str, Any]) -> None:
-        """Write ``result`` (see the class docstring for what it may hold), atomically."""
+        """Write ``result`` (see the class docstring for what it may hold), atomically,
+        and to the shared fit cache when there is one."""
+        self._write(key, identity, result)
+        self.computed += 1
+        if self.shared is not None:
+            cache, context = self.shared
+            cache._write(SHARED_KEY, {**context, **identity}, result)
+
+    def _write(self, key: str, identity: dict[str, Any], result: dict[str, Any]) -> None:
         stem = self._stem(key, identity)
         arrays = {k: v for k, v in result.items() if isinstance(v, np.ndarray)}
         frames = {k: v for k, v in result.items() if isinstance(v, pd.DataFrame)}
@@ -367,7 +403,6 @@ class TaskStore:
                 "values": values}
         text = json.dumps(meta, indent=1, default=_json_default)
         atomic_write(self.folder / f"{stem}.json", lambda p: p.write_text(text))
-        self.computed += 1
 
 
 def _savez(path: Path, arrays: dict[str, np.ndarray]) -> None:

@@ -28,7 +28,8 @@ import pandas as pd
 from sklearn.model_selection import ParameterGrid
 
 from merlib.config import FinetuneConfig, SearchConfig
-from merlib.evaluation.fold import fit_predict, resolve_transfer, state_digest, task_identity
+from merlib.evaluation.fold import (fit_predict, inner_seed, outer_seed, resolve_transfer, state_digest,
+                                    task_identity)
 from merlib.evaluation.metrics import scores
 from merlib.evaluation.runner import (STORE_FORMAT, Runner, TaskStore, atomic_write, run_tasks,
                                       task_runner)
@@ -97,7 +98,8 @@ def _best(table: pd.DataFrame, metric: str) -> int:
 
 
 def open_task_store(out_dir: str | os.PathLike, crops: CropSet, cfg: FinetuneConfig,
-                    search: SearchConfig | None, transfer_state: Any, *, resume: bool = True) -> TaskStore:
+                    search: SearchConfig | None, transfer_state: Any, *, resume: bool = True,
+                    fit_cache: str | os.PathLike | None = None) -> TaskStore:
     """The :class:`~merlib.evaluation.runner.TaskStore` of a LOSO run in ``out_dir/tasks``.
 
     Its run key holds the crops' fingerprint, every setting of ``cfg`` and ``search`` and
@@ -106,14 +108,36 @@ def open_task_store(out_dir: str | os.PathLike, crops: CropSet, cfg: FinetuneCon
     digest of the source of the code that computes a task (:func:`compute_code_digest`):
     after an edit there, the stored tasks are deleted with a warning and run again, so
     a notebook never shows numbers of older code. ``code_version`` is only recorded.
+
+    With ``fit_cache`` (a folder), every fit is also looked up in and written to that
+    folder (:func:`open_fit_cache`), where other runs on the same crops and transferred
+    weights find it.
     """
     key = {"kind": "merlib LOSO tasks", "format": STORE_FORMAT, "crops": crops.fingerprint(),
            "n_samples": len(crops), "config": cfg.as_dict(),
            "search": search.as_dict() if search is not None else None,
            "transfer": state_digest(transfer_state), "code": compute_code_digest(),
            "code_version": code_version()}
-    return TaskStore.open(Path(out_dir) / TASKS_DIR, key, resume=resume, ignore=frozenset({"code_version"}),
-                          renew=frozenset({"code"}))
+    store = TaskStore.open(Path(out_dir) / TASKS_DIR, key, resume=resume, ignore=frozenset({"code_version"}),
+                           renew=frozenset({"code"}))
+    if fit_cache is not None:
+        store.share_with(open_fit_cache(fit_cache), {"crops": key["crops"], "n_samples": key["n_samples"],
+                                                     "transfer": key["transfer"]})
+    return store
+
+
+def open_fit_cache(folder: str | os.PathLike) -> TaskStore:
+    """The fit cache in ``folder``: :func:`~merlib.evaluation.fold.fit_predict` results of
+    any run, each known by its crops, transferred weights, settings, seed and rows.
+
+    Runs of several notebooks share fits through it: a grid search's final fit at the
+    fixed settings is the fixed-settings run's fit of that fold
+    (:func:`~merlib.evaluation.fold.outer_seed`), and the leaky search reuses both. Like a
+    run's own store, it is emptied when the code that computes a fit changes.
+    """
+    key = {"kind": "merlib fit cache", "format": STORE_FORMAT, "code": compute_code_digest(),
+           "code_version": code_version()}
+    return TaskStore.open(Path(folder), key, ignore=frozenset({"code_version"}), renew=frozenset({"code"}))
 
 
 #: The parts of merlib a task's result depends on (training, networks, evaluation).
@@ -221,7 +245,7 @@ def run_search(crops: CropSet, shared_crops: Any, cfg: FinetuneConfig, search: S
         for fold in folds:
             for gi, params in enumerate(grid):
                 key, point = f"outer-f{fold.index}-g{gi}", cfg.replace(**params)
-                seed = derive_seed(cfg.seed, "outer", fold.index, gi)
+                seed = outer_seed(cfg.seed, fold.index)
                 tasks[key] = (shared_crops, fold.train_idx, fold.test_idx, point, transfer_state, seed)
                 identities[key] = task_identity(point, seed, fold.train_idx, fold.test_idx)
     else:
@@ -232,7 +256,7 @@ def run_search(crops: CropSet, shared_crops: Any, cfg: FinetuneConfig, search: S
                 for k, (tr, va) in enumerate(splits):
                     key = f"inner-f{fold.index}-g{gi}-i{k}"
                     inner_keys.setdefault((fold.index, gi), []).append(key)
-                    point, seed = cfg.replace(**params), derive_seed(cfg.seed, "inner", fold.index, gi, k)
+                    point, seed = cfg.replace(**params), inner_seed(cfg.seed, fold.index, k)
                     tasks[key] = (shared_crops, tr, va, point, transfer_state, seed)
                     identities[key] = task_identity(point, seed, tr, va)
     results = run_tasks(runner, fit_predict, tasks, identities, store, progress=progress, desc="grid search")

@@ -176,6 +176,10 @@ STUDIES: dict[str, Study] = {s.name: s for s in [
 ]}
 
 
+#: Sub-folder of a chapter's results folder holding the fits its runs share.
+FITS_DIR = "fits"
+
+
 def get_study(name: str) -> Study:
     """:data:`STUDIES` entry ``name``; ``<name>@fixed`` gives its fixed-settings version."""
     base, fixed = (name[:-len("@fixed")], True) if name.endswith("@fixed") else (name, False)
@@ -427,8 +431,10 @@ def run_study(study: Study | str, crops: dict[str, Any] | Any, profile: Profile,
         record = json.loads((out / "run.json").read_text())
         if _matches(record, cfg, search, transfer, composite, out):
             return StudyRun(study, read_run(out), True)
+    # One fit cache per results folder: runs of several chapters (fixed settings, the grid
+    # search's final fits, the leaky search) share the fits they have in common.
     result = evaluate_loso(composite, cfg, out, transfer=transfer, search=search, n_workers=n_workers,
-                           scheduler=scheduler, progress=progress)
+                           scheduler=scheduler, progress=progress, fit_cache=Path(work) / FITS_DIR)
     return StudyRun(study, result, False)
 
 

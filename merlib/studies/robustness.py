@@ -175,10 +175,10 @@ def pick_folds(groups: np.ndarray, n_subjects: int | None, seed: int = 0) -> lis
 
 
 def _fold_seed(cfg: FinetuneConfig, fold: int) -> int:
-    from merlib.training.engine import derive_seed
+    from merlib.evaluation.fold import outer_seed
 
-    # The fixed-settings LOSO task seed (merlib.evaluation.protocol: grid index -1).
-    return derive_seed(cfg.seed, "outer", fold, -1)
+    # The LOSO task's own seed, so the clean condition reproduces its predictions.
+    return outer_seed(cfg.seed, fold)
 
 
 def run_fold(crops: Any, fold: Any, cfg: FinetuneConfig, data_root: str | os.PathLike,

@@ -103,14 +103,38 @@ def test_run_once_then_read_back(profile, crops, tmp_path):
     redo = S.run_study(study, crops, profile, tmp_path)
     assert not redo.reused and redo.result.tasks["reused"] == redo.result.tasks["total"]
     # A run computed by other code is not read back either (its tasks are then redone).
-    key_file = first.result.out_dir / "tasks" / "run_key.json"
-    key = json.loads(key_file.read_text())
-    key["code"] = "older-code"
-    key_file.write_text(json.dumps(key))
+    for key_file in (first.result.out_dir / "tasks" / "run_key.json", tmp_path / S.FITS_DIR / "run_key.json"):
+        key = json.loads(key_file.read_text())
+        key["code"] = "older-code"
+        key_file.write_text(json.dumps(key))
     with pytest.warns(Warning):
         stale = S.run_study(study, crops, profile, tmp_path)
     assert not stale.reused and stale.result.tasks["computed"] == stale.result.tasks["total"]
     pd.testing.assert_frame_equal(stale.result.metrics, first.result.metrics, check_dtype=False)
+
+
+def test_runs_share_fits(profile, crops, tmp_path):
+    """The grid search's final fits at the fixed settings are the fixed run's fits, and the
+    leaky search reuses both: the second and third runs train only what is new."""
+    fixed = S.run_study(S.get_study("no_transfer").fixed(), crops, profile, tmp_path)
+    n_folds = len(fixed.predictions["fold"].unique())
+    assert fixed.result.tasks == {"total": n_folds, "reused": 0, "computed": n_folds}
+    grid = S.run_study("no_transfer", crops, profile, tmp_path)
+    chosen = grid.result.search.chosen
+    at_fixed = chosen[(chosen["lr"] == profile.micro.lr) & (chosen["batch_size"] == profile.micro.batch_size)
+                      & (chosen["epochs"] == profile.micro.epochs)]
+    assert grid.result.tasks["reused"] == len(at_fixed)
+    # Those folds' predictions are the fixed run's, row for row.
+    fixed_pred = fixed.predictions.set_index("sample").iloc[:, -1]
+    grid_pred = grid.predictions.set_index("sample").iloc[:, -1]
+    rows = fixed.predictions["fold"].isin(at_fixed["fold"]).to_numpy()
+    samples = fixed.predictions["sample"][rows]
+    assert (fixed_pred[samples].to_numpy() == grid_pred[samples].to_numpy()).all()
+    leaky = S.run_study(S.Study("leaky_scratch", "leaky", transfer=False, selection="leaky_test"), crops,
+                        profile, tmp_path)
+    n_points = len(profile.search.lr) * len(profile.search.batch_size) * len(profile.search.epochs)
+    assert leaky.result.tasks["total"] == n_folds * n_points
+    assert leaky.result.tasks["reused"] >= n_folds  # every fold's fit at the fixed settings
 
 
 def test_transfer_study_needs_the_macro_set(profile, crops, tmp_path):
