@@ -36,6 +36,59 @@ def test_ststnet_row_is_the_abstracts_numbers():
     assert row["uar_casme2"] == pytest.approx(0.8686)
 
 
+#: Rows added from the MEGC 2019 listings and later work; each must say where its numbers were read.
+MEGC_ROWS = ("LBP-TOP (MEGC 2019 baseline)", "Bi-WOOF", "OFF-ApexNet", "CapsuleNet", "Dual-Inception", "EMR", "HTNet")
+
+
+def test_methods_unique_and_protocol_is_the_composite():
+    t = published_results()
+    assert t["method"].is_unique
+    assert set(MEGC_ROWS) <= set(t["method"])
+    assert t["protocol"].str.contains("442").all() and t["protocol"].str.contains("LOSO").all()
+
+
+def test_each_row_validates_on_its_own():
+    t = published_results().drop(columns="status")
+    for i in range(len(t)):
+        validate_published(t.iloc[[i]].astype({"year": str}), source=f"row {i}")
+
+
+@pytest.mark.parametrize("method", MEGC_ROWS)
+def test_new_rows_name_a_location_and_flag_secondary_listings(method):
+    row = published_results().set_index("method").loc[method]
+    # A location: a table, section, abstract or a repository file with its commit.
+    assert re.search(r"Table [IVX0-9.]+|section|abstract|README\.md", row["source"]), row["source"]
+    if "secondary listing" in row["source"]:
+        assert "secondary listing" in row["note"].lower() or "secondary listings" in row["note"].lower()
+        assert re.search(r"attribut", row["note"]), "a secondary listing must name the primary it attributes to"
+
+
+def test_spot_check_sourced_values():
+    t = published_results().set_index("method")
+    # Dual-Inception abstract: "UF1 of 0.7322 and ... UAR of 0.7278"
+    assert t.loc["Dual-Inception", ["uf1_composite", "uar_composite"]].tolist() == pytest.approx([0.7322, 0.7278])
+    # Baseline quoted in that abstract: "(UF1: 0.5882, UAR: 0.5785)"
+    assert t.loc["LBP-TOP (MEGC 2019 baseline)", "uf1_composite"] == pytest.approx(0.5882)
+    assert t.loc["LBP-TOP (MEGC 2019 baseline)", "uar_composite"] == pytest.approx(0.5785)
+    # Thesis Table 3.6: "OFF-ApexNet ... 0.7196 / 0.7096 | 0.8764 / 0.8681"; "EMR ... 0.7885 / 0.7824"
+    assert t.loc["OFF-ApexNet", "uf1_casme2"] == pytest.approx(0.8764)
+    assert t.loc["EMR", ["uf1_composite", "uar_composite"]].tolist() == pytest.approx([0.7885, 0.7824])
+    # HypHTNet README: "| HTNet | 0.8603/0.8475 | 0.8049/0.7905 | 0.9532/0.9516 | 0.8131/0.8124 |"
+    assert t.loc["HTNet", ["uf1_composite", "uar_composite", "uf1_casme2", "uar_samm"]].tolist() == pytest.approx(
+        [0.8603, 0.8475, 0.9532, 0.8124])
+
+
+def test_two_decimal_parts_agree_with_four_decimal_values_where_both_exist():
+    # ELBPTOP Table X prints two decimals; where a four-decimal value exists it must round to the same number.
+    t = published_results().set_index("method")
+    elbptop = {"STSTNet": {"uar_smic": 0.70, "uar_samm": 0.68, "uf1_composite": 0.74, "uf1_casme2": 0.84},
+               "EMR": {"uf1_composite": 0.79, "uar_composite": 0.78, "uf1_casme2": 0.83, "uar_casme2": 0.82},
+               "CapsuleNet": {"uf1_composite": 0.65, "uar_composite": 0.65, "uf1_casme2": 0.71, "uar_casme2": 0.70}}
+    for method, cells in elbptop.items():
+        for col, two in cells.items():
+            assert round(t.loc[method, col], 2) == pytest.approx(two), (method, col)
+
+
 def _row(**kw) -> pd.DataFrame:
     base = {"method": "X", "year": 2020, "bib_key": "x2020", "protocol": "LOSO", "source": "paper, Table 1",
             "note": "", **{c: "" for c in SCORE_COLUMNS}, "uf1_composite": "0.5"}
