@@ -50,6 +50,26 @@ def published_results() -> pd.DataFrame:
     return validate_published(table, source=RESOURCE).assign(status=STATUS)
 
 
+def published_as_written() -> pd.DataFrame:
+    """:func:`published_results` with every score as the text its source printed.
+
+    A source that prints two decimals ("0.20") is shown with two, not as 0.2000: the
+    table must not look more precise than what was published. Empty cells stay empty.
+
+    Returns
+    -------
+    DataFrame
+        Same rows and columns as :func:`published_results`; score columns are str.
+    """
+    table = published_results()
+    ref = resources.files("merlib.data").joinpath("resources", RESOURCE)
+    with ref.open("r", encoding="utf-8") as fh:
+        text = pd.read_csv(fh, dtype=str, keep_default_na=False)
+    for col in SCORE_COLUMNS:
+        table[col] = text[col].str.strip().to_numpy()
+    return table
+
+
 def validate_published(table: pd.DataFrame, *, source: str = "published results") -> pd.DataFrame:
     """Check a published-results table; returns it with float scores and int years."""
     missing = [c for c in COLUMNS if c not in table.columns]

@@ -4,6 +4,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -106,3 +107,16 @@ def test_validation_names_row_and_column():
         validate_published(_row().drop(columns="note"))
     ok = validate_published(_row())
     assert ok["uf1_composite"].iloc[0] == 0.5 and ok["uar_samm"].isna().iloc[0]
+
+
+def test_scores_are_shown_as_their_source_printed_them():
+    from merlib.data.published import published_as_written
+
+    shown, values = published_as_written(), published_results()
+    assert list(shown.columns) == list(values.columns)
+    for col in SCORE_COLUMNS:
+        written = shown[col].replace("", np.nan).astype(float)
+        np.testing.assert_allclose(written.to_numpy(), values[col].to_numpy(), equal_nan=True)
+    # A two-decimal listing keeps its two decimals (LBP-TOP's SMIC UF1, MEGC2019 table).
+    row = shown.set_index("method").filter(like="LBP-TOP", axis=0).iloc[0]
+    assert row["uf1_smic"] == "0.20" and row["uf1_composite"] == "0.5882"
