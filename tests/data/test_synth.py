@@ -27,6 +27,10 @@ from merlib.data.synth import (
     _clear, _composite_csv, generate,
 )
 from merlib.data.synth.au import AU_FIELDS, MIRROR, RECIPES, sample_expression
+from merlib.data.synth.morph import choose_sources, morph_identity
+from merlib.data.synth.neutral import (
+    NEUTRAL_ELEVATION, NEUTRAL_LIP_GAP, corner_elevation, lip_gap, mouth_is_open, neutral_shape,
+)
 from merlib.data.synth.plan import MACRO_CAPS, MICRO_SHARES, key_rng, make_plan, split_counts
 from merlib.data.synth.sources import TEMPLATE, fetch_faces
 from merlib.data.synth.warp import ThinPlateSpline, dense_field
@@ -79,7 +83,7 @@ def _dummy_faces(n: int = 20) -> tuple[list[str], list[float]]:
 @pytest.mark.parametrize("field, value", [
     ("micro_subjects", 2), ("micro_subjects", 69), ("macro_subjects", 3),
     ("amplitude_scale", 0.0), ("seed", -1), ("micro_amplitude_iod", (0.05, 0.01)),
-    ("faces_per_identity", (1, 2)),
+    ("faces_per_identity", (1, 2)), ("neutral_faces", 1), ("distinct_sources", "yes"),
 ])
 def test_bad_parameter_is_named_with_its_value(field, value):
     with pytest.raises(SynthConfigError, match=rf"{field} must be .*{re.escape(repr(value))}"):
@@ -167,6 +171,52 @@ def test_plan_is_deterministic_and_seed_dependent():
     assert [x.record for x in a.clips] != [x.record for x in c.clips]
 
 
+def test_apart_identities_get_distinct_primaries_and_fewest_shared_faces():
+    ids, yaws = _dummy_faces(12)
+    yaws = [0.0] * len(ids)  # all similar: only the sharing rules decide
+    closed = [i % 3 != 0 for i in range(len(ids))]  # every third face smiles open
+    apart = [f"micro/{i:02d}" for i in range(14)]
+    keys = apart + [f"macro/{i:02d}" for i in range(6)]
+    specs = choose_sources(ids, yaws, keys, np.random.default_rng(0), neutral=True,
+                           closed_mouth=closed, apart=apart)
+    micro = specs[:len(apart)]
+    assert all(len(s.faces) == 2 for s in micro)  # the fewest sources
+    primaries = [s.faces[0] for s in micro]
+    assert len(set(primaries[:12])) == 12  # distinct while the pool allows it
+    # 28 face uses over 12 faces: the fewest pairs sharing a face is 4 * 3 + 8 * 1 = 20.
+    sharing = sum(bool(set(a.faces) & set(b.faces))
+                  for i, a in enumerate(micro) for b in micro[i + 1:])
+    assert sharing == 20
+    assert len({frozenset(s.faces) for s in specs}) == len(specs)
+    is_closed = dict(zip(ids, closed))
+    for s in specs:
+        assert s.neutral and any(is_closed[f] for f in s.faces), s
+        mouth = s.mouth_weights or s.weights
+        assert np.isclose(sum(mouth), 1.0, atol=1e-5)
+        assert all(w == 0 for f, w in zip(s.faces, mouth) if not is_closed[f])
+
+
+def test_ordinary_identities_leave_out_faces_dlib_barely_finds():
+    ids, yaws = _dummy_faces(12)
+    clarity = [0.3 if i in (2, 5) else 1.0 for i in range(len(ids))]
+    apart = [f"micro/{i}" for i in range(12)]
+    specs = choose_sources(ids, [0.0] * len(ids), apart + [f"macro/{i}" for i in range(10)],
+                           np.random.default_rng(0), clarity=clarity, apart=apart)
+    unclear = {ids[2], ids[5]}
+    assert unclear <= {s.faces[0] for s in specs[:12]}  # micro subjects need every face
+    assert not any(unclear & set(s.faces) for s in specs[12:])
+
+
+def test_without_options_sources_are_spread_as_before():
+    ids, yaws = _dummy_faces()
+    specs = choose_sources(ids, yaws, [f"k{i}" for i in range(30)], np.random.default_rng(1))
+    assert all(not s.neutral and s.mouth_weights == () for s in specs)
+    assert {len(s.faces) for s in specs} <= {2, 3}
+    with pytest.raises(ValueError, match="closed-mouthed"):
+        choose_sources(ids, yaws, ["k"], np.random.default_rng(1), neutral=True,
+                       closed_mouth=[False] * len(ids))
+
+
 # --- action units and warps --------------------------------------------------------------
 
 def test_au_fields_are_unit_and_mirror_symmetric():
@@ -211,6 +261,77 @@ def test_tps_interpolates_and_dense_field_matches_direct_evaluation():
     assert np.allclose(got, direct, atol=0.05 * np.abs(vals).max())
 
 
+# --- neutral base faces ------------------------------------------------------------------
+
+def _mean_shape(pool) -> np.ndarray:
+    return np.mean([f.landmarks for f in pool.faces], axis=0).astype(np.float64)
+
+
+def test_neutral_shape_takes_out_a_smile_and_keeps_eyes_and_nose(pool):
+    base = neutral_shape(_mean_shape(pool))
+    iod = TEMPLATE.iod
+    smile = base + iod * (0.15 * AU_FIELDS[12] + 0.10 * AU_FIELDS[25] + 0.1 * AU_FIELDS[2])
+    assert corner_elevation(smile) > 0.05 and lip_gap(smile) > 0.05
+    out = neutral_shape(smile)
+    assert corner_elevation(out) == pytest.approx(NEUTRAL_ELEVATION, abs=0.015)
+    assert lip_gap(out) == pytest.approx(NEUTRAL_LIP_GAP, abs=0.005)
+    assert np.array_equal(out[27:48], smile[27:48])  # nose and eyes stay
+    assert out[17:27, 1].mean() > smile[17:27, 1].mean()  # raised brows come down
+    # A neutral face barely moves.
+    assert np.abs(neutral_shape(base) - base).max() < 0.02 * iod
+
+
+def _mouth_picture(teeth: bool) -> tuple[np.ndarray, np.ndarray]:
+    """A face-free picture of lips (48-67) whose inner outline is 0.2 IOD tall, filled
+    with teeth or with lip colour; eyes 128 px apart."""
+    pts = np.zeros((68, 2))
+    pts[36:42] = (192.0, 268.0)
+    pts[42:48] = (320.0, 268.0)
+    angles = np.linspace(np.pi, -np.pi, 12, endpoint=False)
+    pts[48:60] = np.c_[256 + 60 * np.cos(angles), 400 - 30 * np.sin(angles)]
+    inner = np.linspace(np.pi, -np.pi, 8, endpoint=False)
+    pts[60:68] = np.c_[256 + 45 * np.cos(inner), 400 - 13 * np.sin(inner)]
+    image = np.full((640, 512, 3), (150, 170, 200), np.uint8)  # skin
+    cv2.fillPoly(image, [np.round(pts[48:60]).astype(np.int32)], (90, 80, 170))  # lips
+    if teeth:
+        cv2.fillPoly(image, [np.round(pts[60:68]).astype(np.int32)], (235, 240, 240))
+    return image, pts
+
+
+def test_open_mouths_are_told_from_closed_ones():
+    assert mouth_is_open(*_mouth_picture(teeth=True))
+    assert not mouth_is_open(*_mouth_picture(teeth=False))  # landmarks apart, lips shut
+
+
+def test_neutral_identities_smile_less_as_dlib_sees_them(pool):
+    """The morphs of the tiny root's subjects, with and without neutralisation."""
+    from dataclasses import replace
+
+    from merlib.data.synth import _closed_mouths
+    from merlib.faces.landmarks import detect_faces, landmarks_68
+
+    closed = _closed_mouths(pool)
+    assert 0 < sum(closed) < len(pool)  # the pool has both kinds
+    cfg = SynthConfig(seed=0, micro_subjects=3, macro_subjects=4).validate()
+    plan = make_plan(cfg, [f.id for f in pool.faces], [f.yaw for f in pool.faces], closed)
+    faces = {f.id: f for f in pool.faces}
+    measured = {True: [], False: []}
+    for spec in plan.identities:
+        images = [pool.image(faces[i]) for i in spec.faces]
+        points = [faces[i].landmarks for i in spec.faces]
+        as_photographed = replace(spec, neutral=False, mouth_weights=())
+        for neutral, variant in ((True, spec), (False, as_photographed)):
+            ident = morph_identity(variant, images, points)
+            grey = cv2.cvtColor(ident.image, cv2.COLOR_BGR2GRAY)
+            boxes = detect_faces(grey, upsample=0)
+            assert len(boxes) == 1, spec.key
+            measured[neutral].append(corner_elevation(landmarks_68(grey, boxes[0])))
+    before, after = np.mean(measured[False]), np.mean(measured[True])
+    print(f"\nmouth-corner elevation (dlib, IOD) of {len(plan.identities)} identities: "
+          f"{before:+.3f} -> {after:+.3f}")
+    assert after < before - 0.03 and after < 0.04
+
+
 # --- the face pool -----------------------------------------------------------------------
 
 def test_pool_manifest(pool):
@@ -247,6 +368,20 @@ def test_marker_and_counts_match_the_parameters(marker, truth):
     extra = truth[(truth["label"] == "") & truth["dataset"].isin(["casme2", "samm"])]
     assert extra.groupby(["dataset", "subject"]).size().eq(1).all()
     assert len(extra) == micro["casme2"] + micro["samm"]
+
+
+def test_marker_records_each_subjects_sources(marker, truth):
+    assert marker["neutral_faces"] is True and marker["distinct_sources"] is True
+    record = marker["identities"]
+    subjects = truth.drop_duplicates(["dataset", "subject"])
+    assert set(record) == {f"{d}/{s}" for d, s in zip(subjects["dataset"], subjects["subject"])}
+    for row in subjects.itertuples(index=False):
+        ident = record[f"{row.dataset}/{row.subject}"]
+        assert "+".join(ident["faces"]) == row.source_faces
+        assert np.isclose(sum(ident["weights"]), 1.0, atol=1e-5)
+        assert np.isclose(sum(ident["mouth_weights"]), 1.0, atol=1e-5)
+    micro = [v["faces"] for k, v in record.items() if k.split("/")[0] in MICRO_DATASETS]
+    assert len({faces[0] for faces in micro}) == len(micro)  # the pool has enough faces
 
 
 def test_truth_matches_the_readers_index(small_root, truth):

@@ -8,8 +8,14 @@ filmed by a per-dataset camera (:mod:`.render`). Subjects, sample names and labe
 the MEGC2019 composite list (:mod:`.plan`), and the files go where the owners put theirs
 (:mod:`merlib.data.layouts`), so the same readers load real and simulated data.
 
+Every subject's face is neutralised before expressions are applied (:mod:`.neutral`;
+most pool photographs smile), and the micro-expression subjects share as few source
+faces as the pool allows (:func:`.morph.choose_sources`); both are options of
+:class:`SynthConfig`, on by default.
+
 Besides the dataset folders, the root holds ``SYNTHME.json`` (marks the root as
-simulated: seed, configuration, counts, face-pool digest), ``SYNTHME_truth.csv``
+simulated: seed, configuration, counts, face-pool digest, each subject's source faces
+and blend weights), ``SYNTHME_truth.csv``
 (one row per sample: label, action units, apex amplitude, source faces, coded frames)
 and ``SYNTHME_composite.csv`` (the MEGC2019 composite samples the root simulates: the
 expected list of :func:`merlib.data.composite.megc2019_composite` for this root). The
@@ -83,6 +89,16 @@ class SynthConfig:
         The same for macro clips.
     faces_per_identity : (int, int), default=(2, 3)
         Inclusive range of pool faces blended into one subject.
+    neutral_faces : bool, default=True
+        Neutralise every subject's face before expressions are applied (lips closed,
+        smile and raised brows taken out; around the mouth only closed-lipped sources
+        are blended): the pool's photographs mostly smile. See :mod:`.neutral`.
+    distinct_sources : bool, default=True
+        Micro-expression subjects share as few source faces as the pool allows: each
+        takes the fewest (``faces_per_identity[0]``), a primary face no other micro
+        subject has (while the pool has one), and partners that add the fewest sharing
+        pairs. Leave-one-subject-out then leaks less appearance between subjects
+        (measured by :func:`merlib.studies.overlap.source_overlap`).
     """
 
     seed: int = 0
@@ -93,6 +109,8 @@ class SynthConfig:
     micro_amplitude_iod: tuple[float, float] = (0.02, 0.04)
     macro_amplitude_iod: tuple[float, float] = (0.10, 0.20)
     faces_per_identity: tuple[int, int] = (2, 3)
+    neutral_faces: bool = True
+    distinct_sources: bool = True
 
     def validate(self) -> SynthConfig:
         """Raise :class:`SynthConfigError` on the first bad field; return ``self``."""
@@ -120,6 +138,9 @@ class SynthConfig:
         n = self.faces_per_identity
         if len(n) != 2 or not all(is_int(v) for v in n) or not 2 <= n[0] <= n[1] <= 5:
             raise bad("faces_per_identity", "(low, high) integers with 2 <= low <= high <= 5")
+        for name in ("neutral_faces", "distinct_sources"):
+            if not isinstance(getattr(self, name), bool):
+                raise bad(name, "True or False")
         return self
 
     def record(self) -> dict:
@@ -179,6 +200,13 @@ def _pool(root: str):
     from merlib.data.synth.sources import load_pool
 
     return load_pool(root)
+
+
+def _closed_mouths(pool) -> list[bool]:
+    """Whether each pool face's lips are closed (pool order)."""
+    from merlib.data.synth.neutral import mouth_is_open
+
+    return [not mouth_is_open(pool.image(f), f.landmarks) for f in pool.faces]
 
 
 @lru_cache(maxsize=4)
@@ -301,6 +329,10 @@ def _marker(cfg: SynthConfig, pool, plan, complete: bool) -> str:
                       "of": "the MEGC2019 composite (442 samples)"},
         "face_pool": {"digest": pool.digest, "cache_key": pool.manifest["cache_key"],
                       "n_faces": len(pool), "faces_used": used},
+        # Which faces make each subject: what source-overlap measures read.
+        "identities": {s.key: {"faces": list(s.faces), "weights": list(s.weights),
+                               "mouth_weights": list(s.mouth_weights or s.weights),
+                               "flip": s.flip} for s in plan.identities},
         "cameras": {d: {"width": c.width, "height": c.height, "colour": c.colour,
                         "iod_px": c.iod_px, "note": c.note} for d, c in CAMERAS.items()},
         "note": ("Simulated data. Each subject is a landmark-aligned morph of two or more "
@@ -354,7 +386,9 @@ def generate(out: Path | str, cfg: SynthConfig | None = None, progress: bool = T
     out = Path(out)
     stale = _check_output(out)  # before the (possibly slow) pool fetch: fail fast
     pool = fetch_faces(cfg.faces_dir)
-    plan = make_plan(cfg, [f.id for f in pool.faces], [f.yaw for f in pool.faces])
+    closed = _closed_mouths(pool) if cfg.neutral_faces else None
+    plan = make_plan(cfg, [f.id for f in pool.faces], [f.yaw for f in pool.faces], closed,
+                     [f.score for f in pool.faces])
     _clear(stale)
     out.mkdir(parents=True, exist_ok=True)
     (out / MARKER).write_text(_marker(cfg, pool, plan, complete=False))

@@ -7,17 +7,23 @@ line up to the forehead). Hair, ears, neck and clothes come from the *primary* s
 (largest weight), warped to the same shape, so the head stays plausible; the face itself
 is no real person's. A per-identity mirror flip adds variety.
 
+With ``neutral`` set, the face shape is first neutralised (:mod:`.neutral`: lips closed,
+smile taken out, raised brows lowered), so every source is warped straight onto a neutral
+face; around the mouth only the sources whose lips were closed are blended (the
+``mouth_weights``), since a warp cannot close an open smile over its teeth.
+
 Coordinates are ``(x, y)`` template pixels, float32.
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 import cv2
 import numpy as np
 
 from merlib.data.synth.au import MIRROR
+from merlib.data.synth.neutral import mouth_region, neutral_shape
 from merlib.data.synth.warp import border_anchors, landmark_warp
 from merlib.faces.landmarks import LEFT_EYE, RIGHT_EYE, inter_ocular
 
@@ -38,6 +44,11 @@ class IdentitySpec:
         Mirror each source before blending (so all sources turn the same way).
     flip : bool
         Mirror the result left-right.
+    neutral : bool, default=False
+        Neutralise the face shape (:func:`merlib.data.synth.neutral.neutral_shape`).
+    mouth_weights : tuple of float, default=()
+        Blend weights around the mouth (sum 1, same order; 0 for an open-mouthed
+        source); empty: ``weights``.
     """
 
     key: str
@@ -45,6 +56,8 @@ class IdentitySpec:
     weights: tuple[float, ...]
     source_flips: tuple[bool, ...]
     flip: bool
+    neutral: bool = False
+    mouth_weights: tuple[float, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -73,9 +86,18 @@ class Identity:
         return inter_ocular(self.landmarks)
 
 
+#: Least dlib detection score (of the photograph) of a face an ordinary identity uses.
+#: In the pinned pool two faces fall below: a half-shadowed one (0.33) and a turned one
+#: (0.39); in strongly expressive frames their morphs were the ones dlib lost.
+MIN_CLARITY = 0.5
+
+
 def choose_sources(face_ids: Sequence[str], yaws: Sequence[float], keys: Sequence[str],
                    rng: np.random.Generator, n_faces: tuple[int, int] = (2, 3),
-                   max_yaw_gap: float = 0.25) -> list[IdentitySpec]:
+                   max_yaw_gap: float = 0.25, *, neutral: bool = False,
+                   closed_mouth: Sequence[bool] | None = None,
+                   clarity: Sequence[float] | None = None,
+                   apart: Collection[str] = ()) -> list[IdentitySpec]:
     """Assign source faces to each identity key, spreading use and avoiding repeats.
 
     Parameters
@@ -92,52 +114,175 @@ def choose_sources(face_ids: Sequence[str], yaws: Sequence[float], keys: Sequenc
     rng : numpy Generator
     n_faces : (int, int)
         Inclusive range of sources per identity.
+    neutral : bool, default=False
+        Neutralise every identity's face (:attr:`IdentitySpec.neutral`).
+    closed_mouth : sequence of bool, optional
+        Whether each face's lips are closed (:func:`merlib.data.synth.neutral.mouth_is_open`
+        is False); None: all are. With ``neutral``, every identity gets at least one
+        closed-mouthed source, and only those blend around the mouth.
+    clarity : sequence of float, optional
+        How clearly each face shows (dlib's detection score of its photograph,
+        :attr:`merlib.data.synth.sources.PoolFace.score`); None: all alike. Identities
+        not ``apart`` (the macro subjects, whose expressions are large) leave out faces
+        below :data:`MIN_CLARITY`: dlib loses such heads under strong expressions.
+    apart : collection of str
+        Keys whose identities should share as few source faces as possible among
+        themselves (the micro-expression subjects, each left out in turn by
+        leave-one-subject-out).
 
     Returns
     -------
     list of IdentitySpec
         One per key, same order. Each identity's primary (largest weight, whose hair
-        and head are kept) is the face that led the fewest identities so far; the other
-        sources are the least-used similar faces (random tie-break). Combinations are
-        distinct while the pool allows it.
+        and head are kept) is the face that led the fewest identities so far
+        (closed-mouthed with ``neutral``); the other sources are the least-used similar
+        faces (random tie-break). Combinations are distinct while the pool allows it.
+        An ``apart`` identity takes the fewest sources (``n_faces[0]``); its primary is
+        a face no other ``apart`` identity has led (while the pool has one, open mouth
+        or not), and each further source is the one that makes the fewest new pairs of
+        ``apart`` identities sharing a face.
+
+    Raises
+    ------
+    ValueError
+        Too few faces, yaws of the wrong length, or ``neutral`` with no closed mouth.
     """
     ids = list(face_ids)
+    n = len(ids)
     turn = np.abs(np.asarray(yaws, np.float64))
-    if len(ids) < n_faces[1] or len(turn) != len(ids):
+    if n < n_faces[1] or len(turn) != n:
         raise ValueError(f"need at least {n_faces[1]} pool faces with a yaw each; "
-                         f"got {len(ids)} ids and {len(turn)} yaws")
-    used = np.zeros(len(ids), np.int64)
-    led = np.zeros(len(ids), np.int64)  # times a face was the primary (gives the head)
+                         f"got {n} ids and {len(turn)} yaws")
+    closed = np.ones(n, bool) if closed_mouth is None else np.asarray(closed_mouth, bool)
+    if len(closed) != n:
+        raise ValueError(f"closed_mouth needs one value per face ({n}); got {len(closed)}")
+    if neutral and not closed.any():
+        raise ValueError("neutral identities need at least one closed-mouthed pool face")
+    need_closed = closed if neutral else np.ones(n, bool)
+    clear = np.full(n, np.inf) if clarity is None else np.asarray(clarity, np.float64)
+    if len(clear) != n:
+        raise ValueError(f"clarity needs one value per face ({n}); got {len(clear)}")
+    # Faces an ordinary identity may use (all of them if too few are clear).
+    usable = clear >= MIN_CLARITY
+    if usable.sum() < n_faces[1] + 1 or not (usable & need_closed).any():
+        usable = np.ones(n, bool)
+    apart = frozenset(apart)
+    used = np.zeros(n, np.int64)
+    led = np.zeros(n, np.int64)  # times a face was the primary (gives the head)
+    apart_used = np.zeros(n, np.int64)
+    apart_led = np.zeros(n, np.int64)
+    apart_sets: list[frozenset[int]] = []
     seen: set[frozenset[int]] = set()
     specs = []
     for key in keys:
-        k = int(rng.integers(n_faces[0], n_faces[1] + 1))
-        for _ in range(50):
-            tie = rng.random(len(ids))
-            first = min(range(len(ids)), key=lambda i: (led[i], used[i], tie[i]))
+        sep = key in apart
+        k = n_faces[0] if sep else int(rng.integers(n_faces[0], n_faces[1] + 1))
+        for attempt in range(50):
+            tie = rng.random(n)
+            if sep:
+                first = min(range(n), key=lambda i: (apart_led[i], apart_used[i], led[i],
+                                                      used[i], tie[i]))
+            else:
+                # A closed-mouthed primary: the mouth then comes from the face that also
+                # gives the head (apart identities need every face as a primary).
+                first = int(min(np.flatnonzero(usable),
+                                key=lambda i: (not need_closed[i], led[i], used[i], tie[i])))
+            allowed = range(n) if sep else np.flatnonzero(usable)
             gap = np.abs(turn - turn[first])
-            near = [i for i in range(len(ids)) if i != first and gap[i] <= max_yaw_gap]
+            # Repeated combinations admit less similar faces on later attempts.
+            limit = max_yaw_gap + 0.05 * attempt
+            near = [int(i) for i in allowed if i != first and gap[i] <= limit]
             if len(near) < k - 1:  # too few similar faces: take the closest ones
-                near = sorted((i for i in range(len(ids)) if i != first),
+                near = sorted((int(i) for i in allowed if i != first),
                               key=lambda i: gap[i])[:k + 1]
-            near.sort(key=lambda i: (used[i], tie[i]))
-            window = near[:max(k + 2, 2 * k)]
-            pick = [first] + [int(i) for i in rng.choice(window, size=k - 1, replace=False)]
+            if not need_closed[first] and not need_closed[near].any():
+                # An open-mouthed primary needs a closed-mouthed partner for the mouth.
+                near.append(min((i for i in range(n) if need_closed[i]), key=lambda i: gap[i]))
+            if sep:
+                pick = _pick_apart(first, near, k, need_closed, apart_sets, apart_used,
+                                   used, tie, seen)
+            else:
+                near.sort(key=lambda i: (used[i], tie[i]))
+                # A repeated combination widens the choice on the next attempt.
+                window = near[:max(k + 2, 2 * k) + attempt]
+                pick = _pick_spread(first, window, near, k, need_closed, gap, seen, rng)
             if frozenset(pick) not in seen:
                 break
         seen.add(frozenset(pick))
         used[pick] += 1
         led[first] += 1
+        if sep:
+            apart_used[pick] += 1
+            apart_led[first] += 1
+            apart_sets.append(frozenset(pick))
         jitter = rng.uniform(-0.2, 0.2, size=k)
         # The first pick is the primary: it gets the largest weight.
         w = np.sort((1.0 + jitter) / (1.0 + jitter).sum())[::-1]
+        mouth: tuple[float, ...] = ()
+        if neutral and not need_closed[pick].all():
+            m = w * need_closed[pick]
+            mouth = tuple(round(float(v), 6) for v in m / m.sum())
         specs.append(IdentitySpec(
             key=key, faces=tuple(ids[i] for i in pick),
             weights=tuple(round(float(v), 6) for v in w),
             source_flips=tuple(bool(yaws[i] > 0) for i in pick),
             flip=bool(rng.random() < 0.5),
+            neutral=neutral, mouth_weights=mouth,
         ))
     return specs
+
+
+def _fresh(pick: list[int], cands: list[int], k: int,
+           seen: set[frozenset[int]]) -> list[int]:
+    """``cands`` that do not complete a combination already taken (when one slot is left)."""
+    if len(pick) < k - 1:
+        return cands
+    return [i for i in cands if frozenset(pick + [i]) not in seen]
+
+
+def _pick_spread(first: int, window: list[int], near: list[int], k: int,
+                 closed: np.ndarray, gap: np.ndarray, seen: set[frozenset[int]],
+                 rng: np.random.Generator) -> list[int]:
+    """Sources of an ordinary identity: random faces of ``window`` (the least used of
+    the similar faces ``near``); an open-mouthed primary's first partner is
+    closed-mouthed; the last pick avoids combinations already taken."""
+    pick = [first]
+    if not closed[first]:
+        others = [i for i in range(len(closed)) if i != first and closed[i]]
+        partners = (_fresh(pick, [i for i in window if closed[i]], k, seen)
+                    or _fresh(pick, [i for i in near if closed[i]], k, seen)
+                    or sorted(_fresh(pick, others, k, seen), key=lambda i: gap[i])[:1]
+                    or [i for i in near if closed[i]])
+        pick.append(int(rng.choice(partners)))
+    rest = [i for i in window if i not in pick]
+    if k - len(pick) > 1:
+        pick += [int(i) for i in rng.choice(rest, size=k - len(pick) - 1, replace=False)]
+        rest = [i for i in rest if i not in pick]
+    if len(pick) < k:
+        pick.append(int(rng.choice(_fresh(pick, rest, k, seen) or rest)))
+    return pick
+
+
+def _pick_apart(first: int, near: list[int], k: int, closed: np.ndarray,
+                apart_sets: list[frozenset[int]], apart_used: np.ndarray, used: np.ndarray,
+                tie: np.ndarray, seen: set[frozenset[int]]) -> list[int]:
+    """Sources of an ``apart`` identity: greedily, the face that adds the fewest
+    identities sharing a face with this one, then the least used; an open-mouthed
+    primary's first partner is closed-mouthed; no combination already taken."""
+    pick = [first]
+    for _ in range(k - 1):
+        cands = [i for i in near if i not in pick]
+        if not closed[pick].any():
+            cands = [i for i in cands if closed[i]] or cands
+        cands = _fresh(pick, cands, k, seen) or cands
+        sharing = {j for j, s in enumerate(apart_sets) if not s.isdisjoint(pick)}
+
+        def cost(i: int) -> tuple:
+            new = sum(1 for j, s in enumerate(apart_sets) if i in s and j not in sharing)
+            return new, apart_used[i], used[i], tie[i]
+
+        pick.append(min(cands, key=cost))
+    return pick
 
 
 def mirror(image: np.ndarray, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -226,12 +371,23 @@ def morph_identity(spec: IdentitySpec, images: Sequence[np.ndarray],
     images = [img for img, _ in sources]
     pts = [np.asarray(p, np.float64) for _, p in sources]
     shape = sum(wi * p for wi, p in zip(w, pts))
+    if spec.neutral:
+        shape = neutral_shape(shape)
     anchors = border_anchors(wd, h, per_side=5, margin=0.25 * max(wd, h))
     warped = [landmark_warp(img, p, shape, anchors).astype(np.float32)
               for img, p in zip(images, pts)]
     iod = inter_ocular(shape)
     face = _face_mask(shape, (h, wd), iod)
     blend = sum(wi * im for wi, im in zip(w, warped))
+    mouth_w = np.asarray(spec.mouth_weights or spec.weights, np.float64)
+    if not np.allclose(mouth_w, w):
+        region = mouth_region(shape, (h, wd))
+        mouth = sum(wi * im for wi, im in zip(mouth_w, warped) if wi > 0)
+        # Match the mouth sources' skin to the whole blend's on a ring around the
+        # region, so the patch shows no edge; the lips inside keep their own colour.
+        ring = np.clip(cv2.GaussianBlur(region, (0, 0), 0.1 * iod) - region, 0.0, 1.0) * face
+        mouth = _match_colour(mouth, blend, ring)
+        blend = region[..., None] * mouth + (1.0 - region[..., None]) * blend
     # Recolour the primary's head (hair, neck, clothes) to the blend's skin tone: the
     # seam at the jaw line fades, and the head does not pull the face towards the
     # primary's own look.

@@ -319,7 +319,9 @@ def _plan_macro(cfg) -> list[ClipPlan]:
     return clips
 
 
-def make_plan(cfg, face_ids: Sequence[str], yaws: Sequence[float]) -> Plan:
+def make_plan(cfg, face_ids: Sequence[str], yaws: Sequence[float],
+              closed_mouth: Sequence[bool] | None = None,
+              clarity: Sequence[float] | None = None) -> Plan:
     """Plan the dataset for a validated :class:`merlib.data.synth.SynthConfig`.
 
     Parameters
@@ -327,6 +329,11 @@ def make_plan(cfg, face_ids: Sequence[str], yaws: Sequence[float]) -> Plan:
     cfg : SynthConfig
     face_ids, yaws : sequences
         The pool's face ids (sorted) and their signed head turns.
+    closed_mouth : sequence of bool, optional
+        Whether each face's lips are closed (None: all are); used when
+        ``cfg.neutral_faces``.
+    clarity : sequence of float, optional
+        dlib's detection score of each face's photograph (None: all alike).
 
     Returns
     -------
@@ -336,6 +343,9 @@ def make_plan(cfg, face_ids: Sequence[str], yaws: Sequence[float]) -> Plan:
     """
     clips = _plan_micro(cfg) + _plan_macro(cfg)
     keys = list(dict.fromkeys(c.identity for c in clips))
+    micro = {c.identity for c in clips if c.dataset in MICRO_SHARES}
     specs = choose_sources(face_ids, yaws, keys, key_rng(cfg.seed, "identities"),
-                           n_faces=cfg.faces_per_identity)
+                           n_faces=cfg.faces_per_identity, neutral=cfg.neutral_faces,
+                           closed_mouth=closed_mouth, clarity=clarity,
+                           apart=micro if cfg.distinct_sources else ())
     return Plan(identities=tuple(specs), clips=tuple(clips))
