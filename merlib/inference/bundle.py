@@ -11,9 +11,13 @@ adds the ONNX graph(s). Both have the same layout:
                             precision used by default
 ``weights.safetensors``     the fine-tuned network's state (torch, safetensors)
 ``svm.safetensors``         the SVM as arrays (:mod:`merlib.inference.svm`)
-``model.onnx``              bundle only: fp32 graph, image -> (logits, features)
+``model.onnx``              bundle only: fp32 graph, image -> (logits, features); OpenVINO's
+                            bf16 runs this graph too (bf16 is a runtime setting)
 ``model.int8.onnx``         bundle only, optional: statically quantised graph
 ==========================  ===============================================================
+
+:meth:`Bundle.open` runs a bundle's graph in the runtime that serves its precision
+(onnxruntime for fp32 and int8, OpenVINO for bf16).
 
 A bundle records :data:`BUNDLE_FORMAT`; reading one of another format (an older or newer
 merlib that laid the files out differently) raises :class:`IncompatibleBundleError`
@@ -56,12 +60,11 @@ def _versions() -> dict[str, str]:
     from merlib._torch_compat import import_timm
 
     out = {"merlib": merlib.__version__, "torch": torch.__version__, "timm": import_timm().__version__}
-    try:
-        import onnxruntime as ort
-
-        out["onnxruntime"] = ort.__version__
-    except ImportError:
-        pass
+    for name in ("onnxruntime", "openvino"):
+        try:
+            out[name] = __import__(name).__version__
+        except ImportError:
+            pass
     return out
 
 
@@ -173,7 +176,7 @@ class Bundle:
         return model.eval()
 
     def onnx_path(self, precision: str | None = None) -> Path:
-        """The graph of ``precision`` (default: the bundle's default)."""
+        """The graph of ``precision`` (default: the bundle's default; bf16's is the fp32 graph)."""
         onnx = self.meta.get("onnx")
         if not onnx:
             raise ConfigError(f"model: {self.root} is a model folder without an ONNX graph; "
@@ -182,6 +185,29 @@ class Bundle:
         if precision not in onnx["graphs"]:
             raise ConfigError(f"precision: {self.root} holds {sorted(onnx['graphs'])}, got {precision!r}")
         return self.root / onnx["graphs"][precision]
+
+    def open(self, runtime: str | None = None, precision: str | None = None, threads: int = 2):
+        """The bundle's graph in a runtime (:func:`~merlib.inference.runtime.open_model`).
+
+        Parameters
+        ----------
+        runtime : {"onnxruntime", "openvino"}, optional
+            Default: OpenVINO for bf16, onnxruntime otherwise.
+        precision : {"fp32", "bf16", "int8"}, optional
+            Default: the bundle's default.
+        threads : int, default=2
+
+        Returns
+        -------
+        OnnxModel or OpenVinoModel
+            ``run(images) -> (logits, features)``.
+        """
+        from merlib.inference.runtime import open_model
+
+        path = self.onnx_path(precision)
+        precision = precision or self.meta["onnx"]["default"]
+        runtime = runtime or ("openvino" if precision == "bf16" else "onnxruntime")
+        return open_model(path, runtime, precision, threads)
 
 
 def load_bundle(path: str | os.PathLike) -> Bundle:
@@ -204,28 +230,38 @@ def export_bundle(model_dir: str | os.PathLike, out_dir: str | os.PathLike, *,
     out_dir : path
         The bundle (created; may be ``model_dir`` itself).
     check_images : ndarray of shape (N, 1, S, S), float32, optional
-        Held-out crops, normalised: the agreement of each graph with torch is measured
-        on them. Without them, 16 uniform-noise images are used (this checks the graph,
-        not the decisions on faces) and the record says so.
+        Held-out crops, normalised: the agreement of each precision with torch is
+        measured on them. Without them, 16 uniform-noise images are used (this checks the
+        graph, not the decisions on faces) and the record says so.
     calibration : ndarray of shape (M, 1, S, S), float32, optional
         Training crops for int8 calibration (required for ``precision`` int8 or auto).
-    precision : {"fp32", "int8", "auto"}
-        ``int8``/``auto`` also write the quantised graph; ``auto`` makes it the default
-        only if its argmax agreement with fp32 torch is at least
-        :data:`~merlib.inference.export.INT8_MIN_AGREEMENT`; ``int8`` makes it the default
-        regardless (its agreement is recorded).
+    precision : {"fp32", "bf16", "int8", "auto"}
+        ``bf16`` checks the fp32 graph run by OpenVINO in bf16 (needs OpenVINO and a CPU
+        with bf16); ``int8`` writes and checks the quantised graph; either is then the
+        default regardless of its agreement (which is recorded). ``auto`` checks int8,
+        and bf16 where this machine can run it, and makes the default the first of bf16
+        (the quickest measured), int8 whose argmax agreement with fp32 torch is at least
+        :data:`~merlib.inference.export.MIN_AGREEMENT`; else fp32.
     exporter : {"dynamo", "torchscript"}
 
     Returns
     -------
     dict
-        The ``onnx`` record written into ``bundle.json``.
+        The ``onnx`` record written into ``bundle.json``: ``graphs`` (precision -> file),
+        ``runtimes`` (precision -> the runtime that serves it), ``agreement`` (precision
+        -> :class:`~merlib.inference.export.Agreement` as a dict), ``default``,
+        ``default_rule``, and how the check was made.
     """
-    from merlib.inference.export import INT8_MIN_AGREEMENT, OPSET, check_agreement, export_onnx, quantize_int8
-    from merlib.inference.runtime import OnnxModel
+    from merlib.inference.export import MIN_AGREEMENT, OPSET, check_agreement, export_onnx, quantize_int8
+    from merlib.inference.runtime import OnnxModel, OpenVinoModel, bf16_supported
 
-    if precision not in ("fp32", "int8", "auto"):
-        raise ConfigError(f"precision: expected one of ('fp32', 'int8', 'auto'), got {precision!r}")
+    if precision not in ("fp32", "bf16", "int8", "auto"):
+        raise ConfigError(f"precision: expected one of ('fp32', 'bf16', 'int8', 'auto'), got {precision!r}")
+    if precision == "bf16" and not bf16_supported():
+        raise ConfigError("precision: bf16 needs OpenVINO (pip install openvino==2026.4.1, as pyproject.toml "
+                          "pins it) and a CPU with AVX512_BF16 or AMX")
+    if precision in ("int8", "auto") and (calibration is None or len(calibration) == 0):
+        raise ConfigError("calibration: int8 needs training crops to calibrate on (--crops)")
     src, out = Path(model_dir), Path(out_dir)
     bundle = load_bundle(src)
     if out.resolve() != src.resolve():
@@ -240,21 +276,29 @@ def export_bundle(model_dir: str | os.PathLike, out_dir: str | os.PathLike, *,
     else:
         check_source = f"{len(check_images)} held-out crops"
     graph = export_onnx(model, size, out / ONNX_FILES["fp32"], exporter=exporter)
-    record: dict[str, Any] = {"graphs": {"fp32": ONNX_FILES["fp32"]}, "default": "fp32", "opset": OPSET,
-                              "exporter": exporter, "check_images": check_source,
+    record: dict[str, Any] = {"graphs": {"fp32": ONNX_FILES["fp32"]}, "runtimes": {"fp32": "onnxruntime"},
+                              "default": "fp32", "opset": OPSET, "exporter": exporter, "check_images": check_source,
                               "agreement": {"fp32": check_agreement(model, OnnxModel(graph), check_images).as_dict()}}
+    if precision == "bf16" or (precision == "auto" and bf16_supported()):
+        record["graphs"]["bf16"] = ONNX_FILES["fp32"]
+        record["runtimes"]["bf16"] = "openvino"
+        record["agreement"]["bf16"] = check_agreement(model, OpenVinoModel(graph, precision="bf16"),
+                                                      check_images).as_dict()
     if precision in ("int8", "auto"):
-        if calibration is None or len(calibration) == 0:
-            raise ConfigError("calibration: int8 needs training crops to calibrate on (--crops)")
         q = quantize_int8(graph, calibration)
         (out / ONNX_FILES["int8"]).write_bytes(q)
-        agree = check_agreement(model, OnnxModel(q), check_images)
         record["graphs"]["int8"] = ONNX_FILES["int8"]
-        record["agreement"]["int8"] = agree.as_dict()
-        if precision == "int8" or agree.argmax_agree >= INT8_MIN_AGREEMENT:
-            record["default"] = "int8"
-        record["int8_rule"] = (f"int8 used by default only if argmax agreement >= {INT8_MIN_AGREEMENT}"
-                               if precision == "auto" else "int8 forced by the caller")
+        record["runtimes"]["int8"] = "onnxruntime"
+        record["agreement"]["int8"] = check_agreement(model, OnnxModel(q), check_images).as_dict()
+    if precision == "auto":
+        agreeing = [p for p in ("bf16", "int8")
+                    if p in record["agreement"] and record["agreement"][p]["argmax_agree"] >= MIN_AGREEMENT]
+        record["default"] = agreeing[0] if agreeing else "fp32"
+        record["default_rule"] = (f"the first of bf16, int8 (quickest first) whose argmax agreement with fp32 "
+                                  f"is >= {MIN_AGREEMENT}, else fp32")
+    else:
+        record["default"] = precision
+        record["default_rule"] = "chosen by the caller"
     meta = dict(bundle.meta, format="merlib-bundle", onnx=record, versions=_versions())
     _write_json(out / META_FILE, meta)
     return record

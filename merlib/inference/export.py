@@ -17,8 +17,9 @@ The batch axis is dynamic. Two exporters of torch are offered:
 Both gave logits within 1e-5 of eager torch on MobileViT (see ``tests/inference``).
 
 Reduced precision: :func:`quantize_int8` writes a statically quantised (QDQ) copy
-calibrated on training crops. Whether it is *used* is decided by its argmax agreement
-with fp32 (:data:`INT8_MIN_AGREEMENT`), never assumed.
+calibrated on training crops; bf16 needs no graph of its own (OpenVINO runs the fp32 graph
+in bf16, :mod:`merlib.inference.runtime`). Whether a reduced precision is *used* is decided
+by its argmax agreement with fp32 (:data:`MIN_AGREEMENT`), never assumed.
 """
 from __future__ import annotations
 
@@ -41,9 +42,9 @@ EXPORTERS: tuple[str, ...] = ("dynamo", "torchscript")
 OPSET = 18
 INPUT_NAME = "image"
 OUTPUT_NAMES: tuple[str, str] = ("logits", "features")
-#: A reduced-precision graph is used by default only when its argmax agrees with fp32 on
-#: at least this fraction of held-out crops (issue 10).
-INT8_MIN_AGREEMENT = 0.99
+#: A reduced precision (bf16, int8) is used by default only when its argmax agrees with
+#: fp32 on at least this fraction of held-out crops (issue 10).
+MIN_AGREEMENT = 0.99
 
 
 class LogitsAndFeatures(nn.Module):
@@ -165,23 +166,40 @@ def compare(reference: tuple[np.ndarray, np.ndarray], other: tuple[np.ndarray, n
                      argmax_agree=float((ref_l.argmax(1) == l.argmax(1)).mean()))
 
 
-def check_agreement(model: nn.Module, session: Any, images: np.ndarray) -> Agreement:
-    """Compare an :class:`~merlib.inference.runtime.OnnxModel` with eager torch.
+def check_agreement(model: nn.Module, session: Any, images: np.ndarray, *, one_by_one: bool = False) -> Agreement:
+    """Compare a runtime (:mod:`merlib.inference.runtime`) with eager torch.
 
     Parameters
     ----------
     model : torch.nn.Module
         The fp32 reference.
-    session : OnnxModel
+    session : OnnxModel or OpenVinoModel
         Anything with ``run(images) -> (logits, features)``.
     images : ndarray of shape (N, 1, S, S), float32
         Held-out crops, normalised.
+    one_by_one : bool, default=False
+        Run the images through ``session`` one at a time (the batch-1 path that latency
+        is timed on) instead of as one batch.
     """
-    return compare(torch_outputs(model, images), session.run(images))
+    if one_by_one:
+        outs = [session.run(images[i:i + 1]) for i in range(len(images))]
+        other = (np.concatenate([o[0] for o in outs]), np.concatenate([o[1] for o in outs]))
+    else:
+        other = session.run(images)
+    return compare(torch_outputs(model, images), other)
 
 
-def quantize_int8(onnx_model: bytes, calibration: np.ndarray, *, per_channel: bool = True) -> bytes:
+def quantize_int8(onnx_model: bytes, calibration: np.ndarray, *, per_channel: bool = True,
+                  activations: str = "uint8") -> bytes:
     """Static int8 quantisation (QDQ) of an exported graph, calibrated on ``calibration``.
+
+    Weights are int8, activations uint8 by default: that is the pair onnxruntime's x86
+    kernels (VNNI / AMX) fuse. With int8 activations it fused only 6 of MobileViT-S's 35
+    convolutions into ``QLinearConv``; the rest ran as dequantise -> fp32 Conv ->
+    quantise, with about 700 (de)quantisation nodes left in the optimised graph, and the
+    whole ran at twice the uint8 graph's time (and slower than fp32). Even fused, int8 was
+    no quicker than fp32 here (25 vs 27 ms): at batch 1 MobileViT-S spends its time in
+    small element-wise ops (SiLU, LayerNorm, softmax), not in the products int8 speeds up.
 
     Parameters
     ----------
@@ -192,6 +210,7 @@ def quantize_int8(onnx_model: bytes, calibration: np.ndarray, *, per_channel: bo
         are their min/max.
     per_channel : bool, default=True
         Per-output-channel weight scales (convolutions with few channels lose much less).
+    activations : {"uint8", "int8"}, default="uint8"
 
     Returns
     -------
@@ -202,6 +221,9 @@ def quantize_int8(onnx_model: bytes, calibration: np.ndarray, *, per_channel: bo
                                           quantize_static)
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
+    kinds = {"uint8": QuantType.QUInt8, "int8": QuantType.QInt8}
+    if activations not in kinds:
+        raise ConfigError(f"activations: expected one of {tuple(kinds)}, got {activations!r}")
     if calibration.ndim != 4 or len(calibration) == 0:
         raise ConfigError(f"calibration: expected images of shape (N, 1, S, S) with N >= 1, "
                          f"got {calibration.shape}")
@@ -224,10 +246,12 @@ def quantize_int8(onnx_model: bytes, calibration: np.ndarray, *, per_channel: bo
         root_logger.setLevel(logging.ERROR)
         fp32.write_bytes(onnx_model)
         # Shape inference and graph clean-up first, as onnxruntime recommends for
-        # quantisation; skip its optimizer pass (the session optimises anyway).
-        quant_pre_process(str(fp32), str(pre), skip_optimization=True)
+        # quantisation, with its basic (portable) optimisations: the torchscript export
+        # reaches weights through Identity nodes, and a weight that is not an
+        # initializer is not quantised (8 of MobileViT-XXS's 35 Conv fused without this, 33 with).
+        quant_pre_process(str(fp32), str(pre), skip_optimization=False)
         quantize_static(str(pre), str(out), _Reader(), quant_format=QuantFormat.QDQ,
-                        activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
+                        activation_type=kinds[activations], weight_type=QuantType.QInt8,
                         per_channel=per_channel)
         root_logger.setLevel(level)
         return out.read_bytes()

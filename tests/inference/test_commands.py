@@ -12,7 +12,8 @@ import pytest
 
 from merlib.data.schema import LABELS
 from merlib.inference.commands import add_parsers
-from merlib.inference.export import INT8_MIN_AGREEMENT
+from merlib.inference.export import MIN_AGREEMENT
+from merlib.inference.runtime import bf16_supported
 from merlib.training.data import save_crop_set, synthetic_crop_set
 
 
@@ -34,9 +35,12 @@ def test_fit_export_int8_predict(tmp_path: Path, synth_root: Path, capsys: pytes
                 "--precision", "auto", "--exporter", "torchscript") == 0
     onnx = json.loads((bundle / "bundle.json").read_text())["onnx"]
     assert onnx["check_images"] == "12 held-out crops"  # the 2 subjects not calibrated on
-    assert set(onnx["graphs"]) == {"fp32", "int8"} and (bundle / "model.int8.onnx").is_file()
-    int8 = onnx["agreement"]["int8"]["argmax_agree"]
-    assert onnx["default"] == ("int8" if int8 >= INT8_MIN_AGREEMENT else "fp32")
+    # auto: int8 always, bf16 where OpenVINO and the CPU can run it; the first that agrees wins
+    assert set(onnx["graphs"]) == {"fp32", "int8"} | ({"bf16"} if bf16_supported() else set())
+    assert (bundle / "model.int8.onnx").is_file()
+    agreeing = [p for p in ("bf16", "int8") if p in onnx["agreement"]
+                and onnx["agreement"][p]["argmax_agree"] >= MIN_AGREEMENT]
+    assert onnx["default"] == (agreeing[0] if agreeing else "fp32")
     assert onnx["agreement"]["fp32"]["argmax_agree"] == 1.0
     assert "int8: max |logit diff|" in capsys.readouterr().out
     # A folder of images: one row each; the face-less one kept, marked failed.
