@@ -23,11 +23,13 @@ Settings measured on a 2-core Xeon with AMX, MobileViT-S 1x1x256x256, two thread
 (``bench/inference.py`` has the figures):
 
 - onnxruntime: ``ORT_ENABLE_ALL``, sequential, one inter-op thread (the graph is a chain).
-  Idle intra-op threads spin (onnxruntime's default, ``spin=True``): 20% quicker than
-  without (23.5 vs 29.4 ms, load 1.9); under heavy load (5-9 on 2 cores) the spinning
-  pool lost (124 vs 64 ms), pass ``spin=False`` on a machine known to be that busy.
-  Fixing the batch axis at 1 (static shapes, MatMul + bias fused into Gemm) was quicker
-  only under heavy load and slower at load 1.9, so the graph keeps its dynamic batch.
+  Idle intra-op threads do *not* spin (``spin=False``): alone in a process at load 3.6 a
+  spinning pool took 74-81 ms per image against 41 ms without, and after each call it
+  kept burning the cores the next step needs (eager torch timed right after it went
+  from 40 to 71 ms; in ``predict`` that next step is face detection). On a quiet
+  machine spinning was about 20% quicker (23.5 vs 29.4 ms, load 1.9): ``spin=True``.
+  Fixing the batch axis at 1 (static shapes, MatMul + bias fused into Gemm) was not
+  reliably quicker, so the graph keeps its dynamic batch.
 - OpenVINO: the latency hint, one stream, threads not pinned to cores (a shared machine),
   and the inference precision always set explicitly: on a CPU with AMX OpenVINO's own
   default is bf16, so "fp32" must be asked for.
@@ -60,15 +62,15 @@ def _source_name(model: bytes | str | os.PathLike) -> str:
     return "the given graph" if isinstance(model, bytes) else str(model)
 
 
-def session_options(threads: int = DEFAULT_THREADS, *, spin: bool = True):
+def session_options(threads: int = DEFAULT_THREADS, *, spin: bool = False):
     """``onnxruntime.SessionOptions`` for low-latency CPU inference on ``threads`` cores.
 
     Parameters
     ----------
     threads : int, default=2
-    spin : bool, default=True
-        Let idle intra-op threads spin: quicker on a quiet machine, much slower on an
-        overloaded one.
+    spin : bool, default=False
+        Let idle intra-op threads spin: quicker on a quiet machine, much slower on a
+        busy one, and it takes the cores from whatever runs next.
     """
     import onnxruntime as ort
 
@@ -93,7 +95,7 @@ class OnnxModel:
         :func:`~merlib.inference.export.quantize_int8`, or its file.
     threads : int, default=2
         Intra-op threads.
-    spin : bool, default=True
+    spin : bool, default=False
         See :func:`session_options`.
 
     Examples
@@ -105,7 +107,7 @@ class OnnxModel:
     runtime = "onnxruntime"
 
     def __init__(self, model: bytes | str | os.PathLike, threads: int = DEFAULT_THREADS, *,
-                 spin: bool = True) -> None:
+                 spin: bool = False) -> None:
         import onnxruntime as ort
 
         source = model if isinstance(model, bytes) else str(Path(model))
