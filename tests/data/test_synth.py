@@ -29,7 +29,8 @@ from merlib.data.synth import (
 from merlib.data.synth.au import AU_FIELDS, MIRROR, RECIPES, sample_expression
 from merlib.data.synth.morph import choose_sources, morph_identity
 from merlib.data.synth.neutral import (
-    NEUTRAL_ELEVATION, NEUTRAL_LIP_GAP, corner_elevation, lip_gap, mouth_is_open, neutral_shape,
+    NEUTRAL_ELEVATION, NEUTRAL_LIP_GAP, corner_elevation, expressiveness, lip_gap, mouth_is_open,
+    neutral_shape,
 )
 from merlib.data.synth.plan import MACRO_CAPS, MICRO_SHARES, key_rng, make_plan, split_counts
 from merlib.data.synth.sources import TEMPLATE, fetch_faces
@@ -207,6 +208,16 @@ def test_ordinary_identities_leave_out_faces_dlib_barely_finds():
     assert not any(unclear & set(s.faces) for s in specs[12:])
 
 
+def test_faces_nearest_to_neutral_lead_first_and_partners_turn_alike():
+    ids, _ = _dummy_faces(8)
+    yaws = [0.0, 0.1, 0.2, 0.05, 0.3, 0.15, 0.22, 0.02]
+    expressive = [0.05, 0.04, 0.01, 0.03, 0.02, 0.06, 0.07, 0.08]
+    specs = choose_sources(ids, yaws, ["a", "b", "c"], np.random.default_rng(0),
+                           expressiveness=expressive, apart=["a", "b", "c"])
+    assert [s.faces[0] for s in specs] == [ids[2], ids[4], ids[3]]
+    assert specs[0].faces[1] == ids[6]  # yaw 0.22 beside the primary's 0.2
+
+
 def test_without_options_sources_are_spread_as_before():
     ids, yaws = _dummy_faces()
     specs = choose_sources(ids, yaws, [f"k{i}" for i in range(30)], np.random.default_rng(1))
@@ -301,6 +312,12 @@ def _mouth_picture(teeth: bool) -> tuple[np.ndarray, np.ndarray]:
 def test_open_mouths_are_told_from_closed_ones():
     assert mouth_is_open(*_mouth_picture(teeth=True))
     assert not mouth_is_open(*_mouth_picture(teeth=False))  # landmarks apart, lips shut
+
+
+def test_expressiveness_is_how_far_the_neutralising_warp_moves_a_face(pool):
+    base = neutral_shape(_mean_shape(pool))
+    smile = base + TEMPLATE.iod * 0.15 * AU_FIELDS[12]
+    assert expressiveness(neutral_shape(base)) < 0.005 < expressiveness(smile)
 
 
 def test_neutral_identities_smile_less_as_dlib_sees_them(pool):

@@ -378,7 +378,8 @@ def generate(out: Path | str, cfg: SynthConfig | None = None, progress: bool = T
     from merlib.data.layouts import write_annotations
     from merlib.data.schema import DATASETS
     from merlib.data.synth.plan import make_plan
-    from merlib.data.synth.sources import fetch_faces
+    from merlib.data.synth.neutral import expressiveness
+    from merlib.data.synth.sources import clarity, fetch_faces
 
     cfg = (cfg or SynthConfig()).validate()
     if workers is not None and (not isinstance(workers, int) or workers < 1):
@@ -388,7 +389,8 @@ def generate(out: Path | str, cfg: SynthConfig | None = None, progress: bool = T
     pool = fetch_faces(cfg.faces_dir)
     closed = _closed_mouths(pool) if cfg.neutral_faces else None
     plan = make_plan(cfg, [f.id for f in pool.faces], [f.yaw for f in pool.faces], closed,
-                     [f.score for f in pool.faces])
+                     [clarity(f) for f in pool.faces],
+                     [expressiveness(f.landmarks) for f in pool.faces])
     _clear(stale)
     out.mkdir(parents=True, exist_ok=True)
     (out / MARKER).write_text(_marker(cfg, pool, plan, complete=False))

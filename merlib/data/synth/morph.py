@@ -86,9 +86,10 @@ class Identity:
         return inter_ocular(self.landmarks)
 
 
-#: Least dlib detection score (of the photograph) of a face an ordinary identity uses.
-#: In the pinned pool two faces fall below: a half-shadowed one (0.33) and a turned one
-#: (0.39); in strongly expressive frames their morphs were the ones dlib lost.
+#: Least clarity (dlib's detection score of the photograph) of a face an ordinary identity
+#: uses. In the pinned pool two faces fall below besides the two blurred ones: a
+#: half-shadowed face (0.33) and a turned one (0.39); in strongly expressive frames their
+#: morphs were the ones dlib lost.
 MIN_CLARITY = 0.5
 
 
@@ -97,6 +98,7 @@ def choose_sources(face_ids: Sequence[str], yaws: Sequence[float], keys: Sequenc
                    max_yaw_gap: float = 0.25, *, neutral: bool = False,
                    closed_mouth: Sequence[bool] | None = None,
                    clarity: Sequence[float] | None = None,
+                   expressiveness: Sequence[float] | None = None,
                    apart: Collection[str] = ()) -> list[IdentitySpec]:
     """Assign source faces to each identity key, spreading use and avoiding repeats.
 
@@ -121,10 +123,15 @@ def choose_sources(face_ids: Sequence[str], yaws: Sequence[float], keys: Sequenc
         is False); None: all are. With ``neutral``, every identity gets at least one
         closed-mouthed source, and only those blend around the mouth.
     clarity : sequence of float, optional
-        How clearly each face shows (dlib's detection score of its photograph,
-        :attr:`merlib.data.synth.sources.PoolFace.score`); None: all alike. Identities
-        not ``apart`` (the macro subjects, whose expressions are large) leave out faces
-        below :data:`MIN_CLARITY`: dlib loses such heads under strong expressions.
+        How clearly each face shows (:func:`merlib.data.synth.sources.clarity`: dlib's
+        detection score of its photograph, 0 for a blurred one); None: all alike.
+        Identities not ``apart`` (the macro subjects, whose expressions are large) leave
+        out faces below :data:`MIN_CLARITY`: dlib loses such heads under strong
+        expressions.
+    expressiveness : sequence of float, optional
+        How far each face is from neutral (:func:`merlib.data.synth.neutral.expressiveness`);
+        None: all alike. Among faces that led and were used equally often, the nearest
+        to neutral leads first: the neutralising warp then changes it least.
     apart : collection of str
         Keys whose identities should share as few source faces as possible among
         themselves (the micro-expression subjects, each left out in turn by
@@ -160,8 +167,11 @@ def choose_sources(face_ids: Sequence[str], yaws: Sequence[float], keys: Sequenc
         raise ValueError("neutral identities need at least one closed-mouthed pool face")
     need_closed = closed if neutral else np.ones(n, bool)
     clear = np.full(n, np.inf) if clarity is None else np.asarray(clarity, np.float64)
-    if len(clear) != n:
-        raise ValueError(f"clarity needs one value per face ({n}); got {len(clear)}")
+    expressive = np.zeros(n) if expressiveness is None else np.asarray(expressiveness,
+                                                                        np.float64)
+    if len(clear) != n or len(expressive) != n:
+        raise ValueError(f"clarity and expressiveness need one value per face ({n}); got "
+                         f"{len(clear)} and {len(expressive)}")
     # Faces an ordinary identity may use (all of them if too few are clear).
     usable = clear >= MIN_CLARITY
     if usable.sum() < n_faces[1] + 1 or not (usable & need_closed).any():
@@ -181,12 +191,13 @@ def choose_sources(face_ids: Sequence[str], yaws: Sequence[float], keys: Sequenc
             tie = rng.random(n)
             if sep:
                 first = min(range(n), key=lambda i: (apart_led[i], apart_used[i], led[i],
-                                                      used[i], tie[i]))
+                                                      used[i], expressive[i], tie[i]))
             else:
                 # A closed-mouthed primary: the mouth then comes from the face that also
                 # gives the head (apart identities need every face as a primary).
                 first = int(min(np.flatnonzero(usable),
-                                key=lambda i: (not need_closed[i], led[i], used[i], tie[i])))
+                                key=lambda i: (not need_closed[i], led[i], used[i],
+                                               expressive[i], tie[i])))
             allowed = range(n) if sep else np.flatnonzero(usable)
             gap = np.abs(turn - turn[first])
             # Repeated combinations admit less similar faces on later attempts.
@@ -200,7 +211,7 @@ def choose_sources(face_ids: Sequence[str], yaws: Sequence[float], keys: Sequenc
                 near.append(min((i for i in range(n) if need_closed[i]), key=lambda i: gap[i]))
             if sep:
                 pick = _pick_apart(first, near, k, need_closed, apart_sets, apart_used,
-                                   used, tie, seen)
+                                   used, gap, tie, seen)
             else:
                 near.sort(key=lambda i: (used[i], tie[i]))
                 # A repeated combination widens the choice on the next attempt.
@@ -265,10 +276,13 @@ def _pick_spread(first: int, window: list[int], near: list[int], k: int,
 
 def _pick_apart(first: int, near: list[int], k: int, closed: np.ndarray,
                 apart_sets: list[frozenset[int]], apart_used: np.ndarray, used: np.ndarray,
-                tie: np.ndarray, seen: set[frozenset[int]]) -> list[int]:
+                gap: np.ndarray, tie: np.ndarray,
+                seen: set[frozenset[int]]) -> list[int]:
     """Sources of an ``apart`` identity: greedily, the face that adds the fewest
-    identities sharing a face with this one, then the least used; an open-mouthed
-    primary's first partner is closed-mouthed; no combination already taken."""
+    identities sharing a face with this one, then the least used, then the one turned
+    most like the primary (``gap``: the blend shows the fewest double contours); an
+    open-mouthed primary's first partner is closed-mouthed; no combination already
+    taken."""
     pick = [first]
     for _ in range(k - 1):
         cands = [i for i in near if i not in pick]
@@ -279,7 +293,7 @@ def _pick_apart(first: int, near: list[int], k: int, closed: np.ndarray,
 
         def cost(i: int) -> tuple:
             new = sum(1 for j, s in enumerate(apart_sets) if i in s and j not in sharing)
-            return new, apart_used[i], used[i], tie[i]
+            return new, apart_used[i], used[i], gap[i], tie[i]
 
         pick.append(min(cands, key=cost))
     return pick

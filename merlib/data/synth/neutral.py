@@ -175,6 +175,13 @@ def neutral_shape(points: np.ndarray) -> np.ndarray:
     return q
 
 
+def expressiveness(points: np.ndarray) -> float:
+    """How far a face is from neutral: the mean landmark displacement of
+    :func:`neutral_shape`, IOD (0 for a face it leaves as it is)."""
+    p = np.asarray(points, np.float64)
+    return float(np.linalg.norm(neutral_shape(p) - p, axis=1).mean() / inter_ocular(p))
+
+
 def mouth_region(points: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     """Soft mask of the mouth and the skin around it, float32 (H, W) in [0, 1].
 

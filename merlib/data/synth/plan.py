@@ -321,7 +321,8 @@ def _plan_macro(cfg) -> list[ClipPlan]:
 
 def make_plan(cfg, face_ids: Sequence[str], yaws: Sequence[float],
               closed_mouth: Sequence[bool] | None = None,
-              clarity: Sequence[float] | None = None) -> Plan:
+              clarity: Sequence[float] | None = None,
+              expressiveness: Sequence[float] | None = None) -> Plan:
     """Plan the dataset for a validated :class:`merlib.data.synth.SynthConfig`.
 
     Parameters
@@ -333,7 +334,11 @@ def make_plan(cfg, face_ids: Sequence[str], yaws: Sequence[float],
         Whether each face's lips are closed (None: all are); used when
         ``cfg.neutral_faces``.
     clarity : sequence of float, optional
-        dlib's detection score of each face's photograph (None: all alike).
+        How clearly each face shows (:func:`merlib.data.synth.sources.clarity`; None: all
+        alike).
+    expressiveness : sequence of float, optional
+        How far each face is from neutral (:func:`merlib.data.synth.neutral.expressiveness`;
+        None: all alike); used when ``cfg.neutral_faces``.
 
     Returns
     -------
@@ -347,5 +352,6 @@ def make_plan(cfg, face_ids: Sequence[str], yaws: Sequence[float],
     specs = choose_sources(face_ids, yaws, keys, key_rng(cfg.seed, "identities"),
                            n_faces=cfg.faces_per_identity, neutral=cfg.neutral_faces,
                            closed_mouth=closed_mouth, clarity=clarity,
+                           expressiveness=expressiveness if cfg.neutral_faces else None,
                            apart=micro if cfg.distinct_sources else ())
     return Plan(identities=tuple(specs), clips=tuple(clips))

@@ -313,6 +313,17 @@ def _photos(source: Source, workdir: Path) -> Iterator[tuple[str, bytes]]:
             yield name, member.read()
 
 
+#: A face enlarged onto the template by more than this factor counts as blurred.
+MAX_UPSCALE = 2.0
+
+
+def clarity(face: PoolFace, template: Template = TEMPLATE) -> float:
+    """How clearly a pool face shows: dlib's detection score of its photograph, or 0 when
+    the face was enlarged more than :data:`MAX_UPSCALE` times onto the template (its
+    morphs are blurred, and dlib's landmarks on them jitter from frame to frame)."""
+    return face.score if template.iod / face.iod_px <= MAX_UPSCALE else 0.0
+
+
 def yaw_offset(points: np.ndarray) -> float:
     """Signed head turn: nose tip (30) minus the jaw-line middle (0, 16), x, in IODs.
 
