@@ -46,7 +46,7 @@ def test_fit_export_int8_predict(tmp_path: Path, synth_root: Path, capsys: pytes
     # A folder of images: one row each; the face-less one kept, marked failed.
     folder = tmp_path / "images"
     folder.mkdir()
-    apex = synth_root / "CASME2" / "CASME2_RAW_selected" / "sub17" / "EP01_06" / "img100.jpg"
+    apex = synth_root / "CASME2" / "CASME2_RAW_selected" / "sub17" / "EP05_04" / "img51.jpg"
     (folder / "a_face.jpg").write_bytes(apex.read_bytes())
     cv2.imwrite(str(folder / "b_wall.png"), np.full((120, 160), 90, np.uint8))
     assert _run("predict", "--model", str(bundle), "--input", str(folder), "--out", str(tmp_path / "p.csv"),

@@ -54,7 +54,7 @@ def test_predict_command_end_to_end(bundle_dir: Path, clip_video, synth_root: Pa
     assert list(table.columns[:7]) == ["start_frame", "apex_frame", "end_frame", "start_s", "apex_s", "end_s", "score"]
     assert len(table) == 1 and "frames/s" in capsys.readouterr().out
     # The apex frame as an image: one row with probabilities.
-    apex = synth_root / "CASME2" / "CASME2_RAW_selected" / "sub17" / "EP01_06" / "img100.jpg"
+    apex = synth_root / "CASME2" / "CASME2_RAW_selected" / "sub17" / "EP05_04" / "img51.jpg"
     images, info = predict_path(Predictor(bundle_dir), apex)
     assert info["kind"] == "images" and images.loc[0, "status"] == "ok" and images.loc[0, "label"] in LABELS
 
