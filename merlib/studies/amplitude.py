@@ -39,7 +39,8 @@ AMPLITUDE_MAX: float = 5.0
 
 #: Settings that must agree for a stored root to be reused (the ``SYNTHME.json`` keys).
 _ROOT_KEYS: tuple[str, ...] = ("seed", "micro_subjects", "macro_subjects", "amplitude_scale",
-                               "micro_amplitude_iod", "macro_amplitude_iod", "faces_per_identity")
+                               "micro_amplitude_iod", "macro_amplitude_iod", "faces_per_identity",
+                               "neutral_faces", "distinct_sources")
 
 #: Micro-expression parts of the composite (their amplitudes are the micro range).
 MICRO_DATASETS: tuple[str, ...] = ("casme2", "samm", "smic")
