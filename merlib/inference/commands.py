@@ -100,9 +100,11 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--model", type=Path, required=True, help="`merlib fit` output folder")
     s.add_argument("--out", type=Path, required=True, help="bundle folder to write")
     s.add_argument("--runtime", choices=["onnxruntime"], default="onnxruntime",
-                   help="the runtime the bundle targets (OpenVINO is not offered yet)")
-    s.add_argument("--precision", choices=["fp32", "int8", "auto"], default="fp32",
-                   help="auto: write int8 too, use it only if it agrees with fp32 on >= 99%% of crops")
+                   help="the graph format written (ONNX); `merlib predict --runtime` runs it in "
+                        "onnxruntime or OpenVINO")
+    s.add_argument("--precision", choices=["fp32", "bf16", "int8", "auto"], default="fp32",
+                   help="auto: try bf16 (CPUs with AMX / AVX512_BF16), then int8; each is the default "
+                        "only if it agrees with fp32 on >= 99%% of crops")
     s.add_argument("--crops", type=Path, default=None,
                    help="crops to check agreement on (and to calibrate int8); half the subjects each")
     s.add_argument("--set", default="composite", help="set to read from a preprocess folder")
@@ -117,7 +119,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--clip", action="store_true", help="take a folder of frames as one clip (spotting)")
     s.add_argument("--fps", type=float, default=None, help="frame rate of a frame folder (default 30)")
     s.add_argument("--annotate", type=Path, default=None, help="write the clip with boxes and labels (mp4)")
-    s.add_argument("--runtime", choices=["onnxruntime", "torch"], default="onnxruntime")
-    s.add_argument("--precision", choices=["fp32", "int8"], default=None, help="default: the bundle's")
+    s.add_argument("--runtime", choices=["auto", "onnxruntime", "openvino", "torch"], default="auto",
+                   help="auto: the runtime that serves the precision (OpenVINO for bf16)")
+    s.add_argument("--precision", choices=["fp32", "bf16", "int8"], default=None, help="default: the bundle's")
     s.add_argument("--threads", type=int, default=2)
     s.set_defaults(func=_cmd_predict)

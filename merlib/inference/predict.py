@@ -55,7 +55,9 @@ from merlib.inference.video import (IMAGE_SUFFIXES, FaceTracker, FolderSource, d
                                     open_source)
 from merlib.training.data import CropSet, resize_crops
 
-RUNTIMES: tuple[str, ...] = ("onnxruntime", "torch")
+#: ``auto``: the runtime that serves the chosen precision (OpenVINO for bf16, else
+#: onnxruntime; :meth:`~merlib.inference.bundle.Bundle.open`).
+RUNTIMES: tuple[str, ...] = ("auto", "onnxruntime", "openvino", "torch")
 
 
 class NoFaceError(MerlibError, ValueError):
@@ -167,14 +169,15 @@ class Predictor:
     Parameters
     ----------
     model : path or Bundle
-    runtime : {"onnxruntime", "torch"}, default="onnxruntime"
-        ``onnxruntime`` needs a bundle (``merlib export``); ``torch`` runs the weights.
-    precision : {"fp32", "int8"}, optional
+    runtime : {"auto", "onnxruntime", "openvino", "torch"}, default="auto"
+        The graph runtimes need a bundle (``merlib export``); ``auto`` picks the one that
+        serves ``precision`` (OpenVINO for bf16); ``torch`` runs the weights.
+    precision : {"fp32", "bf16", "int8"}, optional
         Which graph of the bundle (default: the bundle's default).
     threads : int, default=2
     """
 
-    def __init__(self, model: str | os.PathLike | Bundle, runtime: str = "onnxruntime",
+    def __init__(self, model: str | os.PathLike | Bundle, runtime: str = "auto",
                  precision: str | None = None, threads: int = 2) -> None:
         if runtime not in RUNTIMES:
             raise ConfigError(f"runtime: expected one of {RUNTIMES}, got {runtime!r}")
@@ -191,10 +194,8 @@ class Predictor:
         blank = np.zeros((64, 64), np.uint8)
         lm.detect_faces(blank)
         lm.landmarks_68(blank, (8, 8, 56, 56))
-        if runtime == "onnxruntime":
-            from merlib.inference.runtime import OnnxModel
-
-            self._onnx = OnnxModel(self.bundle.onnx_path(precision), threads)
+        if runtime != "torch":
+            self._onnx = self.bundle.open(None if runtime == "auto" else runtime, precision, threads)
         else:
             torch.set_num_threads(threads)
             self._torch = self.bundle.torch_model()
@@ -202,7 +203,7 @@ class Predictor:
     def forward(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The network alone: logits (N, n_classes) and pre-logits features (N, F) of
         prepared images (N, 1, S, S) float32 (:meth:`prepare`)."""
-        if self.runtime == "onnxruntime":
+        if self.runtime != "torch":
             return self._onnx.run(images)
         from merlib.inference.export import torch_outputs
 
