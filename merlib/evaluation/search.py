@@ -121,21 +121,23 @@ def open_task_store(out_dir: str | os.PathLike, crops: CropSet, cfg: FinetuneCon
     store = TaskStore.open(Path(out_dir) / TASKS_DIR, key, resume=resume, ignore=frozenset({"code_version"}),
                            renew=frozenset({"code"}))
     if fit_cache is not None:
-        store.share_with(open_fit_cache(fit_cache), {"crops": key["crops"], "n_samples": key["n_samples"],
-                                                     "transfer": key["transfer"]})
+        store.share_with(open_fit_cache(fit_cache, code=key["code"]),
+                         {"crops": key["crops"], "n_samples": key["n_samples"], "transfer": key["transfer"]})
     return store
 
 
-def open_fit_cache(folder: str | os.PathLike) -> TaskStore:
+def open_fit_cache(folder: str | os.PathLike, *, code: str | None = None) -> TaskStore:
     """The fit cache in ``folder``: :func:`~merlib.evaluation.fold.fit_predict` results of
     any run, each known by its crops, transferred weights, settings, seed and rows.
 
     Runs of several notebooks share fits through it: a grid search's final fit at the
     fixed settings is the fixed-settings run's fit of that fold
     (:func:`~merlib.evaluation.fold.outer_seed`), and the leaky search reuses both. Like a
-    run's own store, it is emptied when the code that computes a fit changes.
+    run's own store, it is emptied when the code that computes a fit changes. ``code``:
+    that code's digest when the caller already has it (:func:`compute_code_digest`
+    reads every source file).
     """
-    key = {"kind": "merlib fit cache", "format": STORE_FORMAT, "code": compute_code_digest(),
+    key = {"kind": "merlib fit cache", "format": STORE_FORMAT, "code": code or compute_code_digest(),
            "code_version": code_version()}
     return TaskStore.open(Path(folder), key, ignore=frozenset({"code_version"}), renew=frozenset({"code"}))
 

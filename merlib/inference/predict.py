@@ -195,7 +195,7 @@ class Predictor:
         lm.detect_faces(blank)
         lm.landmarks_68(blank, (8, 8, 56, 56))
         if runtime != "torch":
-            self._onnx = self.bundle.open(None if runtime == "auto" else runtime, precision, threads)
+            self._graph = self.bundle.open(None if runtime == "auto" else runtime, precision, threads)
         else:
             torch.set_num_threads(threads)
             self._torch = self.bundle.torch_model()
@@ -204,7 +204,7 @@ class Predictor:
         """The network alone: logits (N, n_classes) and pre-logits features (N, F) of
         prepared images (N, 1, S, S) float32 (:meth:`prepare`)."""
         if self.runtime != "torch":
-            return self._onnx.run(images)
+            return self._graph.run(images)
         from merlib.inference.export import torch_outputs
 
         return torch_outputs(self._torch, images)
