@@ -173,7 +173,9 @@ def task_runner(client: Any = None, scheduler: str | None = None, n_workers: int
     if scheduler is None and n_workers == 1:
         yield Runner(None)
         return
-    from dask.distributed import Client, LocalCluster
+    from dask.distributed import Client
+
+    from merlib.parallel import local_cluster
 
     cluster = None
     if scheduler is None:
@@ -181,14 +183,7 @@ def task_runner(client: Any = None, scheduler: str | None = None, n_workers: int
         if n_workers is not None and n_workers > cores:
             warnings.warn(f"n_workers: {n_workers} asked, but this process may use {cores} cores; "
                           f"starting {cores} workers", stacklevel=3)
-        # Processes talk over loopback only (threads use in-process comms); the HTTP
-        # server (health routes, no dashboard) takes a free port, so a second cluster on
-        # the machine does not warn that port 8787 is taken.
-        where = {"host": "127.0.0.1"} if processes else {}
-        cluster = LocalCluster(n_workers=min(n_workers or cores, cores), threads_per_worker=1,
-                               processes=processes, dashboard_address=None,
-                               scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
-                               silence_logs=logging.ERROR, **where)
+        cluster = local_cluster(min(n_workers or cores, cores), processes=processes)
     own = Client(cluster if cluster is not None else scheduler)
     try:
         yield Runner(own)

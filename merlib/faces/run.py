@@ -230,17 +230,14 @@ def _run_dask(items, cfg, store_root, bar, workers: int, scheduler: str | None
               ) -> tuple[list[dict[str, Any]], int]:
     """``process_batch`` over ``items`` on a local cluster or ``scheduler``: the metas in
     item order, and the number of workers that ran them."""
-    from dask.distributed import Client, LocalCluster, as_completed
+    from dask.distributed import Client, as_completed
+
+    from merlib.parallel import local_cluster
 
     cluster = client = None
     try:
         if scheduler is None:
-            cluster = LocalCluster(
-                n_workers=workers, threads_per_worker=1, processes=True,
-                silence_logs=logging.ERROR, dashboard_address=None,
-                # No dashboard, and its HTTP server on a free port: the default 8787 is
-                # taken by any other run, which prints a warning.
-                scheduler_kwargs={"dashboard": False, "dashboard_address": "127.0.0.1:0"})
+            cluster = local_cluster(workers)
         client = Client(cluster if cluster is not None else scheduler)
         n = workers if cluster is not None else max(1, len(client.scheduler_info()["workers"]))
         # Many small tasks (<= 32 frames, under a second each): idle workers at the end

@@ -1,0 +1,46 @@
+"""Local Dask clusters for merlib's parallel work (LOSO tasks, face pre-processing).
+
+Both kinds of work start their workers here, so they share one fix: Dask's nanny starts
+each worker process with ``MALLOC_TRIM_THRESHOLD_=65536``, which makes glibc hand freed
+memory back to the system almost at once. Torch training frees and reallocates its
+activations on every step, so each step then pays for fresh pages. Measured on a 2-core
+machine (MobileNetV2 at 64 px, 2 epochs of batch 16, about 130 crops): 3.7 s per fold in
+a plain process, 7.3 s in a Dask worker, 3.7 s with that one variable set by hand in a
+plain process, and 4.1 s in a worker started without it. The other variables Dask sets
+(one BLAS / OpenMP thread per worker) stay: merlib's tasks set their own torch threads.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+#: Variables of Dask's ``distributed.nanny.pre-spawn-environ`` merlib's workers start without.
+DROPPED_WORKER_ENVIRON: tuple[str, ...] = ("MALLOC_TRIM_THRESHOLD_",)
+
+
+def worker_environ() -> dict[str, Any]:
+    """Dask's pre-spawn environment of a worker process, less :data:`DROPPED_WORKER_ENVIRON`."""
+    import dask.config
+
+    env = dask.config.get("distributed.nanny.pre-spawn-environ", default={}) or {}
+    return {k: v for k, v in env.items() if k not in DROPPED_WORKER_ENVIRON}
+
+
+def local_cluster(n_workers: int, *, processes: bool = True) -> Any:
+    """A started :class:`dask.distributed.LocalCluster` of ``n_workers`` one-thread workers.
+
+    Processes talk over loopback only (threads use in-process comms). There is no
+    dashboard, and the scheduler's HTTP server takes a free port, so a second cluster on
+    the machine does not warn that port 8787 is taken.
+    """
+    import dask.config
+    from dask.distributed import LocalCluster
+
+    where = {"host": "127.0.0.1"} if processes else {}
+    # The nanny reads this setting when it spawns the worker, so it must hold until the
+    # cluster has started; set() replaces the whole dict, so Dask's own variables stay.
+    with dask.config.set({"distributed.nanny.pre-spawn-environ": worker_environ()}):
+        return LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=processes,
+                            dashboard_address=None,
+                            scheduler_kwargs={"dashboard": False, "dashboard_address": "127.0.0.1:0"},
+                            silence_logs=logging.ERROR, **where)
