@@ -7,12 +7,19 @@ than any micro-expression and are not one).
 
 The motion signal is a feature difference in a sliding window (after Moilanen, Zhao &
 Pietikainen 2014, ICPR, "Spotting rapid facial movements from videos using appearance
-features"): frame ``t`` is compared with the mean of the frames ``k`` before and ``k``
-after it, the window's ends, taken as the neutral reference. A movement shorter than
-``2k`` frames that returns to neutral gives a peak at its apex; a slow change of pose or
-lighting, present at both ends, does not. The crop is cut into blocks and the signal is
-the mean absolute difference of the third of the blocks that moved most (a
-micro-expression is local: a mouth corner, a brow).
+features"): frame ``t`` is compared with the frames ``k`` before and ``k`` after it, the
+window's ends, taken as the neutral reference. A movement shorter than ``2k`` frames
+that returns to neutral gives a peak at its apex; a slow change of pose or lighting,
+present at both ends, does not. The crop is cut into blocks and a difference is the mean
+absolute difference of the blocks that moved most (a micro-expression is local: a mouth
+corner, a brow). The signal is the smallest of three differences: from the mean of the
+two ends (a steady drift cancels in it) and from each end alone. Moilanen et al. use the
+mean only; it leaves a side lobe about half the apex's height ``k`` frames either side
+of a movement, where one end sits on the apex and the frame itself is neutral, and a
+movement longer than ``k`` frames raises that lobe to most of the apex's height. On 32
+SynthME clips of one expression each (60 fps, 100 neutral frames either side), the mean
+alone spotted a second, false interval on 10; the three-way minimum on none (one clip
+still has a spurious interval in its first frames, where the tracker settles).
 
 Peaks above a threshold (a fraction of the way from the clip's median to its maximum,
 and a floor above the median) are apexes. Each apex's interval is where the face departs from a
@@ -166,7 +173,7 @@ def block_difference(a: np.ndarray, b: np.ndarray, cfg: SpotConfig = SpotConfig(
 
 
 def motion_signal(crops: np.ndarray, k: int, cfg: SpotConfig = SpotConfig()) -> np.ndarray:
-    """Feature difference of each frame from its window's ends.
+    """Difference of each frame from its window's ends (see the module docstring).
 
     Parameters
     ----------
@@ -177,11 +184,17 @@ def motion_signal(crops: np.ndarray, k: int, cfg: SpotConfig = SpotConfig()) -> 
     Returns
     -------
     ndarray of shape (n_frames,), float64
+        ``min(d(t, mean of ends), d(t, t - k), d(t, t + k))`` with ``d`` the
+        :func:`block_difference`.
     """
     n = len(crops)
     t = np.arange(n)
-    reference = (crops[np.clip(t - k, 0, n - 1)] + crops[np.clip(t + k, 0, n - 1)]) / 2.0
-    return block_difference(crops, reference, cfg).astype(np.float64)
+    before, after = crops[np.clip(t - k, 0, n - 1)], crops[np.clip(t + k, 0, n - 1)]
+    # Each end alone: a side lobe's frame is neutral like one of its ends, so one of
+    # these is near zero there, while a true apex differs from both.
+    signal = np.minimum.reduce([block_difference(crops, (before + after) / 2.0, cfg),
+                                block_difference(crops, before, cfg), block_difference(crops, after, cfg)])
+    return signal.astype(np.float64)
 
 
 @dataclass(frozen=True)
