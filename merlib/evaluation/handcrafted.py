@@ -34,8 +34,7 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 import pandas as pd
-from sklearn.base import clone
-from sklearn.decomposition import PCA
+from sklearn.base import BaseEstimator, TransformerMixin, clone
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import f1_score, make_scorer
 from sklearn.model_selection import GridSearchCV, GroupKFold
@@ -192,6 +191,39 @@ def hoof_features(key_frames: np.ndarray, grid: int = 5, bins: int = 8) -> np.nd
 
 
 # ------------------------------------------------------------------ classifiers
+class SampleSpan(TransformerMixin, BaseEstimator):
+    """Centre, then rotate onto the span of the training samples (every principal component).
+
+    An L2-penalised linear model's weights lie in the span of its training samples, so
+    fitting it on these coordinates (n_samples of them instead of 4,096 pixels) gives the
+    same decision function, much faster. The components come from the eigenvectors of the
+    n x n Gram matrix, not from an SVD of the n x p data: on 100 x 4,096 pixels that is
+    1.8 ms against 45-49 ms, and the SVD was half of the pixels reference's time.
+
+    Attributes
+    ----------
+    mean_ : ndarray of shape (n_features,)
+    components_ : ndarray of shape (rank, n_features)
+        Orthonormal rows spanning the centred training samples.
+    """
+
+    #: Eigenvalues below this fraction of the largest are the centring's null direction
+    #: and rounding, not data.
+    rtol: float = 1e-10
+
+    def fit(self, X: np.ndarray, y: np.ndarray | None = None) -> SampleSpan:
+        X = np.asarray(X, dtype=np.float64)
+        self.mean_ = X.mean(axis=0)
+        Xc = X - self.mean_
+        w, U = np.linalg.eigh(Xc @ Xc.T)
+        keep = w > max(float(w.max()), 0.0) * self.rtol
+        self.components_ = (Xc.T @ (U[:, keep] / np.sqrt(w[keep]))).T
+        return self
+
+    def transform(self, X: np.ndarray) -> np.ndarray:
+        return (np.asarray(X, dtype=np.float64) - self.mean_) @ self.components_.T
+
+
 def linear_pipeline(kind: str, C: float = 1.0, seed: int = 0) -> Pipeline:
     """StandardScaler + a linear classifier with balanced class weights.
 
@@ -207,7 +239,7 @@ def linear_pipeline(kind: str, C: float = 1.0, seed: int = 0) -> Pipeline:
         model = SVC(kernel="linear", C=C, class_weight="balanced", random_state=seed)
     elif kind == "lr":
         model = LogisticRegression(C=C, class_weight="balanced", solver="newton-cg", max_iter=500, tol=1e-4)
-        return Pipeline([("scale", StandardScaler()), ("span", PCA(svd_solver="full")), ("model", model)])
+        return Pipeline([("scale", StandardScaler()), ("span", SampleSpan()), ("model", model)])
     else:
         raise ConfigError(f"kind: expected 'svm' or 'lr', got {kind!r}")
     return Pipeline([("scale", StandardScaler()), ("model", model)])

@@ -213,3 +213,21 @@ def test_align_clip_is_deterministic(synth_root):
     np.testing.assert_array_equal(a.key_frames, b.key_frames)
     assert a.frames.shape == (5, 32, 32) and a.landmark_source == b.landmark_source
     assert a.n_source_frames == int(row["offset_frame"]) - int(row["onset_frame"]) + 1
+
+
+def test_sample_span_is_pca_with_every_component():
+    """Same centring and the same subspace as PCA, orthonormal rows; rank n - 1 after centring."""
+    from sklearn.decomposition import PCA
+
+    rng = np.random.default_rng(0)
+    X, Z = rng.standard_normal((30, 200)), rng.standard_normal((5, 200))
+    span = hc.SampleSpan().fit(X)
+    pca = PCA(svd_solver="full").fit(X)
+    C, P = span.components_, pca.components_[:29]
+    assert C.shape == (29, 200)
+    np.testing.assert_allclose(C @ C.T, np.eye(29), atol=1e-10)
+    np.testing.assert_allclose(C.T @ C, P.T @ P, atol=1e-10)
+    # Distances between new points are those of PCA's coordinates.
+    np.testing.assert_allclose(np.linalg.norm(span.transform(Z) - span.transform(X[:1]), axis=1),
+                               np.linalg.norm(pca.transform(Z)[:, :29] - pca.transform(X[:1])[:, :29], axis=1),
+                               atol=1e-10)
