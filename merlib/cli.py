@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from merlib.data.schema import DATASETS
+from merlib.parallel import available_cores
 
 if TYPE_CHECKING:
     from merlib.training.data import CropSet
@@ -122,14 +123,6 @@ def _check_out(path: Path, *, is_file: bool) -> None:
     except OSError as err:
         raise OutputError(f"--out: cannot write to {probe} ({err.strerror or err}); "
                           "choose a writable folder") from None
-
-
-def available_cores() -> int:
-    """CPU cores this process may run on (its affinity mask, not the machine's count)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
 
 
 def _cap_workers(args: argparse.Namespace) -> int | None:

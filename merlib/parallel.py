@@ -12,10 +12,27 @@ plain process, and 4.1 s in a worker started without it. The other variables Das
 from __future__ import annotations
 
 import logging
+import os
 from typing import Any
 
 #: Variables of Dask's ``distributed.nanny.pre-spawn-environ`` merlib's workers start without.
 DROPPED_WORKER_ENVIRON: tuple[str, ...] = ("MALLOC_TRIM_THRESHOLD_",)
+
+
+def available_cores() -> int:
+    """CPUs this process may run on (a container's or a batch job's share, not the host's)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def silence_worker_logs() -> None:
+    """Run on each local worker just before its cluster closes: only CRITICAL messages
+    from Dask and its event loop from then on (a worker whose scheduler goes first logs
+    a ``CommClosedError`` traceback about a connection that is meant to close)."""
+    for name in ("distributed", "tornado", "asyncio"):
+        logging.getLogger(name).setLevel(logging.CRITICAL)
 
 
 def worker_environ() -> dict[str, Any]:

@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 from merlib.errors import ConfigError
+from merlib.parallel import available_cores, local_cluster, silence_worker_logs
 
 #: Version of the task file layout; a change makes older task files unreadable on purpose.
 STORE_FORMAT = 1
@@ -111,14 +112,6 @@ class Runner:
             bar.close()
 
 
-def available_cores() -> int:
-    """CPUs this process may run on (a container's or a batch job's share, not the host's)."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
-
-
 @contextmanager
 def _quiet(*names: str) -> Iterator[None]:
     """Silence the named loggers for a moment (their levels are restored afterwards)."""
@@ -131,12 +124,6 @@ def _quiet(*names: str) -> Iterator[None]:
     finally:
         for lg, level in zip(loggers, levels):
             lg.setLevel(level)
-
-
-def _silence_worker_logs() -> None:
-    """Run on each local worker process just before the cluster closes (see task_runner)."""
-    for name in ("distributed", "tornado", "asyncio"):
-        logging.getLogger(name).setLevel(logging.CRITICAL)
 
 
 @contextmanager
@@ -175,8 +162,6 @@ def task_runner(client: Any = None, scheduler: str | None = None, n_workers: int
         return
     from dask.distributed import Client
 
-    from merlib.parallel import local_cluster
-
     cluster = None
     if scheduler is None:
         cores = available_cores()
@@ -195,7 +180,7 @@ def task_runner(client: Any = None, scheduler: str | None = None, n_workers: int
         with _quiet("distributed", "tornado", "asyncio"):
             if cluster is not None:
                 try:  # our own workers only: an external cluster's logging is not ours
-                    own.run(_silence_worker_logs)
+                    own.run(silence_worker_logs)
                 except Exception:  # noqa: BLE001 - a dead worker has nothing left to say
                     pass
             own.close()

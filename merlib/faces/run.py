@@ -38,6 +38,9 @@ from merlib.errors import ConfigError, DataLayoutError, MerlibWarning, OutputErr
 from merlib.faces.cache import FaceStore, file_sha256
 from merlib.faces.config import AlignConfig
 from merlib.faces.pipeline import crop_entry, process_batch
+# Under the old name: tests narrow the cores seen by this module alone.
+from merlib.parallel import available_cores as _available_cpus
+from merlib.parallel import local_cluster, silence_worker_logs
 from merlib.reporting.provenance import Provenance
 
 SETS: tuple[str, ...] = ("composite", "macro")
@@ -205,14 +208,6 @@ class RunResult:
     config: AlignConfig = field(default_factory=AlignConfig)
 
 
-def _available_cpus() -> int:
-    """CPUs this process may run on (a container's share, not the host's count)."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
-
-
 def _chunks(items: list, n_chunks: int) -> list[list]:
     size = max(1, -(-len(items) // max(1, n_chunks)))
     return [items[i:i + size] for i in range(0, len(items), size)]
@@ -231,8 +226,6 @@ def _run_dask(items, cfg, store_root, bar, workers: int, scheduler: str | None
     """``process_batch`` over ``items`` on a local cluster or ``scheduler``: the metas in
     item order, and the number of workers that ran them."""
     from dask.distributed import Client, as_completed
-
-    from merlib.parallel import local_cluster
 
     cluster = client = None
     try:
@@ -257,13 +250,6 @@ def _run_dask(items, cfg, store_root, bar, workers: int, scheduler: str | None
         _shutdown(client, cluster)
 
 
-def _quiet_dask_logs() -> None:
-    """Run on each worker before shutdown: only CRITICAL messages from Dask and its
-    event loop from now on (as :mod:`merlib.evaluation.runner` does for its cluster)."""
-    for name in ("distributed", "tornado", "asyncio"):
-        logging.getLogger(name).setLevel(logging.CRITICAL)
-
-
 def _shutdown(client, cluster) -> None:
     """Close the client, then the local cluster, its workers told to keep quiet first.
 
@@ -282,7 +268,7 @@ def _shutdown(client, cluster) -> None:
     if client is not None:
         if cluster is not None:
             try:
-                client.run(_quiet_dask_logs)
+                client.run(silence_worker_logs)
             except Exception as err:  # noqa: BLE001 - shutting down; the results are safe
                 log.debug("quieting the local Dask workers: %r", err)
         try:
