@@ -8,12 +8,24 @@ machine (MobileNetV2 at 64 px, 2 epochs of batch 16, about 130 crops): 3.7 s per
 a plain process, 7.3 s in a Dask worker, 3.7 s with that one variable set by hand in a
 plain process, and 4.1 s in a worker started without it. The other variables Dask sets
 (one BLAS / OpenMP thread per worker) stay: merlib's tasks set their own torch threads.
+
+A notebook runs many LOSO runs one after the other. Starting a cluster and importing
+torch in its workers costs about 5 s a run, so :func:`keep_local_clusters` lets a process
+keep one cluster per size and hand it to every run (:func:`reusable_cluster`); the
+results do not change, as every task seeds itself.
 """
 from __future__ import annotations
 
+import atexit
 import logging
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
+
+#: Clusters kept for reuse, by (workers, processes); empty unless kept.
+_KEPT: dict[tuple[int, bool], Any] = {}
+_KEEP = {"on": False}
 
 #: Variables of Dask's ``distributed.nanny.pre-spawn-environ`` merlib's workers start without.
 DROPPED_WORKER_ENVIRON: tuple[str, ...] = ("MALLOC_TRIM_THRESHOLD_",)
@@ -61,3 +73,63 @@ def local_cluster(n_workers: int, *, processes: bool = True) -> Any:
                             dashboard_address=None,
                             scheduler_kwargs={"dashboard": False, "dashboard_address": "127.0.0.1:0"},
                             silence_logs=logging.ERROR, **where)
+
+
+def keep_local_clusters(keep: bool = True) -> None:
+    """Reuse local clusters for the rest of this process (``keep=False``: close them).
+
+    Meant for a notebook or a session that runs many LOSO runs in turn: each run then
+    finds its workers started and torch imported. The clusters close when the process
+    exits.
+    """
+    _KEEP["on"] = bool(keep)
+    if not keep:
+        close_kept_clusters()
+
+
+def reusable_cluster(n_workers: int, *, processes: bool = True) -> tuple[Any, bool]:
+    """``(cluster, kept)``: the kept cluster of this size when :func:`keep_local_clusters`
+    is on (started on first use; a closed one is replaced), else a new one. The caller
+    closes the cluster only when ``kept`` is False."""
+    if not _KEEP["on"]:
+        return local_cluster(n_workers, processes=processes), False
+    key = (int(n_workers), bool(processes))
+    cluster = _KEPT.get(key)
+    if cluster is None or cluster.status.name in ("closing", "closed", "failed"):
+        cluster = _KEPT[key] = local_cluster(n_workers, processes=processes)
+    return cluster, True
+
+
+@contextmanager
+def quiet_loggers(*names: str) -> Iterator[None]:
+    """Silence the named loggers for a moment (their levels are restored afterwards)."""
+    loggers = [logging.getLogger(n) for n in names]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        for lg, level in zip(loggers, levels):
+            lg.setLevel(level)
+
+
+def close_kept_clusters() -> None:
+    """Close every kept cluster, its workers told to keep quiet first."""
+    from dask.distributed import Client
+
+    while _KEPT:
+        _, cluster = _KEPT.popitem()
+        with quiet_loggers("distributed", "tornado", "asyncio"):
+            try:
+                with Client(cluster) as client:
+                    client.run(silence_worker_logs)
+            except Exception:  # noqa: BLE001 - a dead worker has nothing left to say
+                pass
+            try:
+                cluster.close()
+            except Exception:  # noqa: BLE001 - at exit, a cluster already torn down
+                pass
+
+
+atexit.register(close_kept_clusters)

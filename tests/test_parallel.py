@@ -32,3 +32,30 @@ def test_a_worker_process_starts_without_malloc_trim():
         # The setting is only changed while the cluster starts.
         assert dask.config.get("distributed.nanny.pre-spawn-environ") == env
     assert seen == {"MALLOC_TRIM_THRESHOLD_": None, "MERLIB_TEST_SPAWN_VAR": "kept"}
+
+
+def test_kept_clusters_serve_every_run_until_released():
+    from merlib.evaluation.runner import task_runner
+    from merlib.parallel import _KEPT, keep_local_clusters
+
+    keep_local_clusters()
+    try:
+        with task_runner(n_workers=2, processes=False) as first:
+            workers = sorted(first.client.scheduler_info()["workers"])
+            assert first.run(_square, {"a": (3,)}) == {"a": 9}
+        with task_runner(n_workers=2, processes=False) as second:
+            # The same workers: nothing was started again.
+            assert sorted(second.client.scheduler_info()["workers"]) == workers
+            assert second.run(_square, {"b": (4,)}) == {"b": 16}
+        cluster = _KEPT[(2, False)]
+    finally:
+        keep_local_clusters(False)
+    assert not _KEPT and cluster.status.name == "closed"
+    # Off again: each run starts its own cluster, closed at the end.
+    with task_runner(n_workers=2, processes=False) as third:
+        assert sorted(third.client.scheduler_info()["workers"]) != workers
+    assert not _KEPT
+
+
+def _square(x: int) -> int:
+    return x * x

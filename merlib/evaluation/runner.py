@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 from merlib.errors import ConfigError
-from merlib.parallel import available_cores, local_cluster, silence_worker_logs
+from merlib.parallel import available_cores, quiet_loggers, reusable_cluster, silence_worker_logs
 
 #: Version of the task file layout; a change makes older task files unreadable on purpose.
 STORE_FORMAT = 1
@@ -113,20 +113,6 @@ class Runner:
 
 
 @contextmanager
-def _quiet(*names: str) -> Iterator[None]:
-    """Silence the named loggers for a moment (their levels are restored afterwards)."""
-    loggers = [logging.getLogger(n) for n in names]
-    levels = [lg.level for lg in loggers]
-    for lg in loggers:
-        lg.setLevel(logging.CRITICAL)
-    try:
-        yield
-    finally:
-        for lg, level in zip(loggers, levels):
-            lg.setLevel(level)
-
-
-@contextmanager
 def task_runner(client: Any = None, scheduler: str | None = None, n_workers: int | None = None,
                 processes: bool = True) -> Iterator[Runner]:
     """A :class:`Runner`: given client, scheduler address, local cluster, or serial.
@@ -168,7 +154,11 @@ def task_runner(client: Any = None, scheduler: str | None = None, n_workers: int
         if n_workers is not None and n_workers > cores:
             warnings.warn(f"n_workers: {n_workers} asked, but this process may use {cores} cores; "
                           f"starting {cores} workers", stacklevel=3)
-        cluster = local_cluster(min(n_workers or cores, cores), processes=processes)
+        cluster, kept = reusable_cluster(min(n_workers or cores, cores), processes=processes)
+        if kept:  # a kept cluster (merlib.parallel.keep_local_clusters) outlives this run
+            with Client(cluster) as own:
+                yield Runner(own)
+            return
     own = Client(cluster if cluster is not None else scheduler)
     try:
         yield Runner(own)
@@ -177,7 +167,7 @@ def task_runner(client: Any = None, scheduler: str | None = None, n_workers: int
         # first so no request is left open, then the cluster. Workers that lose the
         # scheduler while stopping log CommClosedError tracebacks about a connection that
         # is meant to close; those are silenced here, and only here.
-        with _quiet("distributed", "tornado", "asyncio"):
+        with quiet_loggers("distributed", "tornado", "asyncio"):
             if cluster is not None:
                 try:  # our own workers only: an external cluster's logging is not ours
                     own.run(silence_worker_logs)

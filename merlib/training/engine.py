@@ -89,14 +89,17 @@ def make_optimizer(model: nn.Module, cfg: NetworkConfig) -> torch.optim.Optimize
     """SGD (with momentum) or Adam over all parameters, L2 on conv + linear weights only.
 
     Frozen parameters may be included: optimisers skip parameters without a gradient.
+    ``foreach``: one multi-tensor update instead of a Python loop over the tensors, the
+    same numbers bit for bit (torch picks it by default on GPUs only); ``fused`` would be
+    faster still on a CPU, but rounds differently.
     """
     decay = l2_parameters(model)
     decay_ids = {id(p) for p in decay}
     rest = [p for p in model.parameters() if id(p) not in decay_ids]
     groups = [{"params": decay, "weight_decay": 2.0 * cfg.l2}, {"params": rest, "weight_decay": 0.0}]
     if cfg.optimizer == "sgd":
-        return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum)
-    return torch.optim.Adam(groups, lr=cfg.lr)
+        return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, foreach=True)
+    return torch.optim.Adam(groups, lr=cfg.lr, foreach=True)
 
 
 def make_datasets(crops: CropSet, cfg: NetworkConfig, model: nn.Module,
