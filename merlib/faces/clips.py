@@ -136,6 +136,21 @@ def clip_frame_paths(row: dict[str, Any] | pd.Series, data_root: str | os.PathLi
     return inside
 
 
+def _apex_position(row: dict[str, Any], numbers: list[int]) -> int:
+    """Index in ``numbers`` of the annotated apex, or of the nearest frame (a faulty
+    annotation may put the apex outside onset..offset); the middle frame when absent."""
+    apex = int(row["apex_frame"]) if not pd.isna(row["apex_frame"]) else numbers[(len(numbers) - 1) // 2]
+    return int(np.argmin([abs(n - apex) for n in numbers]))
+
+
+def key_frame_paths(row: dict[str, Any] | pd.Series, data_root: str | os.PathLike) -> tuple[Path, Path]:
+    """The onset and apex frame files of a sample, as :func:`align_clip` picks them for
+    :attr:`AlignedClip.key_frames`."""
+    row = dict(row)
+    frames = clip_frame_paths(row, data_root)
+    return frames[0][1], frames[_apex_position(row, [n for n, _ in frames])][1]
+
+
 def resample_time(frames: np.ndarray, n_frames: int) -> np.ndarray:
     """Linear interpolation of (L, H, W) frames to (n_frames, H, W), uint8, ends kept.
 
@@ -180,10 +195,8 @@ def align_clip(row: dict[str, Any] | pd.Series, data_root: str | os.PathLike,
     row = dict(row)
     frames = clip_frame_paths(row, data_root)
     numbers = [n for n, _ in frames]
-    key_number = numbers[0] if clip_cfg.landmark_frame == "onset" else (
-        int(row["apex_frame"]) if not pd.isna(row["apex_frame"]) else numbers[(len(numbers) - 1) // 2])
-    # The apex may sit outside onset..offset in a faulty annotation: use the nearest frame.
-    key_pos = int(np.argmin([abs(n - key_number) for n in numbers]))
+    apex_pos = _apex_position(row, numbers)
+    key_pos = 0 if clip_cfg.landmark_frame == "onset" else apex_pos
     order = sorted(range(len(frames)), key=lambda i: (abs(i - key_pos), i))
     order = [i for i in order if abs(i - key_pos) <= align_cfg.neighbour_frames]
     greys: dict[int, np.ndarray] = {}
@@ -209,8 +222,6 @@ def align_clip(row: dict[str, Any] | pd.Series, data_root: str | os.PathLike,
         aligned.append(a.crop)
         crop_points = a.points
     stack = np.stack(aligned)
-    apex_pos = int(np.argmin([abs(n - (int(row["apex_frame"]) if not pd.isna(row["apex_frame"])
-                                       else numbers[(len(numbers) - 1) // 2])) for n in numbers]))
     return AlignedClip(frames=resample_time(stack, clip_cfg.n_frames),
                        key_frames=np.stack([stack[0], stack[apex_pos]]),
                        points=np.asarray(crop_points, np.float32), landmark_source=source,
@@ -358,6 +369,19 @@ def composite_clips(crops_meta: pd.DataFrame, data_root: str | os.PathLike,
     ConfigError
         A crop's sample is not in the composite of ``data_root``.
     """
+    return load_clips(composite_rows(crops_meta, data_root), data_root, align_cfg, clip_cfg,
+                      cache_dir=cache_dir, progress=progress)
+
+
+def composite_rows(crops_meta: pd.DataFrame, data_root: str | os.PathLike) -> pd.DataFrame:
+    """The canonical composite rows (:data:`ROW_COLUMNS`) of a crop set's samples, in the
+    crop set's order.
+
+    Raises
+    ------
+    ConfigError
+        A crop's sample is not in the composite of ``data_root``.
+    """
     from merlib.data.composite import megc2019_composite
 
     table = megc2019_composite(data_root, allow_missing=True).table
@@ -370,5 +394,4 @@ def composite_clips(crops_meta: pd.DataFrame, data_root: str | os.PathLike,
         r = merged[absent].iloc[0]
         raise ConfigError(f"crops_meta: {r['dataset']}/{r['subject']}/{r['sample']} is not in the "
                           f"MEGC2019 composite of {data_root}; {int(absent.sum())} crop(s) unmatched")
-    return load_clips(merged.drop(columns="_merge"), data_root, align_cfg, clip_cfg,
-                      cache_dir=cache_dir, progress=progress)
+    return merged.drop(columns="_merge")

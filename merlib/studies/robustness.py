@@ -17,7 +17,18 @@ Two outcomes are kept apart:
 
 The perturbed frames' neighbours are not used (the perturbation would apply to them too),
 so a frame whose face is lost is lost. Each fold's result is written to
-``out_dir/fold_<k>.csv`` as it completes; a rerun reads finished folds back.
+``out_dir/fold_<k>.csv`` as it completes; a rerun reads finished folds back. Folds run
+in parallel on a local Dask cluster (``n_workers``), each a pure function of its inputs.
+
+Two network inputs (``input``):
+
+* ``"apex"``, the paper's: the apex frame is perturbed, its landmarks found again, and
+  it is aligned and masked.
+* ``"difference"`` (:mod:`merlib.training.difference`): the onset and apex frames are
+  perturbed alike, as one camera, light, pose or occluder would degrade both; the
+  landmarks are found on the perturbed apex frame and both frames are aligned with that
+  one transform, as :func:`merlib.faces.clips.align_clip` does. Noise is drawn anew for
+  each frame (a sensor's noise is not the same twice).
 """
 from __future__ import annotations
 
@@ -65,6 +76,9 @@ FULL_GRID: dict[str, tuple[float, ...]] = {
     "occlude_brows": (0.2, 0.3, 0.6, 1.0, 1.5),
 }
 
+#: Network inputs the study perturbs.
+INPUTS: tuple[str, ...] = ("apex", "difference")
+
 _COLUMNS = ("fold", "dataset", "subject", "sample", "label", "perturbation", "strength", "status",
             "reason", "pred")
 
@@ -90,8 +104,9 @@ def conditions(grid: Mapping[str, Sequence[float]]) -> list[tuple[str, float]]:
 
 
 def perturbed_crops(grey: np.ndarray, conds: Sequence[tuple[str, float]], align_cfg: Any = None,
-                    *, seed: int = 0) -> tuple[list[np.ndarray | None], list[str]]:
-    """Pre-process one frame under each condition.
+                    *, seed: int = 0, onset: np.ndarray | None = None,
+                    gain: float | None = None) -> tuple[list[np.ndarray | None], list[str]]:
+    """Pre-process one frame (or an onset/apex pair) under each condition.
 
     Parameters
     ----------
@@ -100,9 +115,17 @@ def perturbed_crops(grey: np.ndarray, conds: Sequence[tuple[str, float]], align_
     conds : sequence of (name, strength)
         ``("clean", ...)`` or a perturbation of :data:`PERTURBATIONS`.
     align_cfg : AlignConfig, optional
-        Pre-processing settings (default: the paper's, as the crop sets use).
+        Pre-processing settings (default: the paper's, as the crop sets use). For a
+        difference image, ``crop_size`` is its side.
     seed : int
         Noise seed.
+    onset : ndarray of shape (H, W), uint8, optional
+        The clean onset frame of the same sample: each crop is then the difference image
+        (:func:`~merlib.training.difference.difference_image`) of the two frames,
+        perturbed alike and aligned with the perturbed apex frame's landmarks.
+    gain : float, optional
+        Gain of the difference image (default
+        :data:`~merlib.training.difference.DIFFERENCE_GAIN`).
 
     Returns
     -------
@@ -116,10 +139,16 @@ def perturbed_crops(grey: np.ndarray, conds: Sequence[tuple[str, float]], align_
     from merlib.faces.config import AlignConfig
     from merlib.faces.pipeline import align, find_landmarks
 
+    from merlib.training.difference import DIFFERENCE_GAIN, difference_image
+
     cfg = align_cfg or AlignConfig()
+    if onset is not None and np.shape(onset) != np.shape(grey):
+        raise ConfigError(f"onset: expected the apex frame's shape {np.shape(grey)}, got {np.shape(onset)}")
     clean = find_landmarks(grey, cfg)
     if clean.points is None:
         return [None] * len(conds), [f"clean frame failed: {clean.reason}"] * len(conds)
+    # The onset's noise is its own draw: a sensor's noise differs from frame to frame.
+    onset_seed = int(np.random.SeedSequence([seed, 1]).generate_state(1)[0])
     crops: list[np.ndarray | None] = []
     reasons: list[str] = []
     for name, strength in conds:
@@ -135,7 +164,12 @@ def perturbed_crops(grey: np.ndarray, conds: Sequence[tuple[str, float]], align_
             crops.append(None)
             reasons.append(f"flat crop (std {std:.1f})")
             continue
-        crops.append(aligned.crop)
+        if onset is None:
+            crops.append(aligned.crop)
+        else:
+            o = onset if name == "clean" else perturb(onset, name, strength, clean.points, seed=onset_seed)
+            crops.append(difference_image(align(o, det.points, cfg).crop, aligned.crop,
+                                          DIFFERENCE_GAIN if gain is None else gain))
         reasons.append("")
     return crops, reasons
 
@@ -183,19 +217,27 @@ def _fold_seed(cfg: FinetuneConfig, fold: int) -> int:
 
 def run_fold(crops: Any, fold: Any, cfg: FinetuneConfig, data_root: str | os.PathLike,
              conds: Sequence[tuple[str, float]], *, transfer_state: Any = None,
-             align_cfg: Any = None) -> pd.DataFrame:
+             align_cfg: Any = None, input: str = "apex", gain: float | None = None) -> pd.DataFrame:
     """Train one fold's model on clean crops; classify its test subject under each condition.
 
     Parameters
     ----------
     crops : CropSet
         The composite crops; ``meta`` must hold ``frame_path`` (relative to ``data_root``).
+        For ``input="difference"``, the difference images of
+        :func:`~merlib.training.difference.difference_crops`.
     fold : Fold
         From :func:`merlib.evaluation.splits.loso_folds`.
     cfg : FinetuneConfig
     data_root : path
     conds : sequence of (name, strength)
     transfer_state : dict of tensors, optional
+    align_cfg : AlignConfig, optional
+        The crops' pre-processing settings (default: the paper's).
+    input : {"apex", "difference"}
+        What the crops are (:data:`INPUTS`).
+    gain : float, optional
+        The difference images' gain (default: the module's).
 
     Returns
     -------
@@ -205,7 +247,11 @@ def run_fold(crops: Any, fold: Any, cfg: FinetuneConfig, data_root: str | os.Pat
         ``failed``), ``reason``, ``pred`` (a class name; the training majority class
         where failed).
     """
+    from dataclasses import replace
+
     from merlib.evaluation.splits import check_disjoint
+    from merlib.faces.clips import composite_rows, key_frame_paths
+    from merlib.faces.config import AlignConfig
     from merlib.faces.pipeline import read_grey
     from merlib.models.backbone import input_normalisation
     from merlib.training.data import CropDataset
@@ -213,6 +259,8 @@ def run_fold(crops: Any, fold: Any, cfg: FinetuneConfig, data_root: str | os.Pat
     from merlib.training.finetune import finetune
     from merlib.training.svm import fit_svm
 
+    if input not in INPUTS:
+        raise ConfigError(f"input: expected one of {INPUTS}, got {input!r}")
     if "frame_path" not in crops.meta.columns:
         raise DataLayoutError(f"{crops.source}: crops meta has no frame_path column; load the crops "
                               "with merlib.training.data.prepare_crop_sets")
@@ -230,9 +278,17 @@ def run_fold(crops: Any, fold: Any, cfg: FinetuneConfig, data_root: str | os.Pat
 
     rows, X, where = [], [], []
     test = crops.meta.iloc[fold.test_idx]
+    if input == "difference":
+        # The difference images' side is their alignment's crop size.
+        align_cfg = replace(align_cfg or AlignConfig(), crop_size=int(crops.X.shape[-1]))
+        pairs = [key_frame_paths(row, data_root) for row in composite_rows(test, data_root).to_dict("records")]
     for i, r in enumerate(test.itertuples(index=False)):
-        grey = read_grey(Path(data_root) / str(r.frame_path))
-        out, reasons = perturbed_crops(grey, conds, align_cfg, seed=seed + i)
+        if input == "difference":
+            onset_path, apex_path = pairs[i]
+            grey, onset = read_grey(apex_path), read_grey(onset_path)
+        else:
+            grey, onset = read_grey(Path(data_root) / str(r.frame_path)), None
+        out, reasons = perturbed_crops(grey, conds, align_cfg, seed=seed + i, onset=onset, gain=gain)
         for (name, strength), crop, reason in zip(conds, out, reasons):
             rows.append({"fold": fold.index, "dataset": r.dataset, "subject": str(r.subject),
                          "sample": str(r.sample), "label": r.label, "perturbation": name,
@@ -251,8 +307,11 @@ def run_fold(crops: Any, fold: Any, cfg: FinetuneConfig, data_root: str | os.Pat
 
 def run_robustness(crops: Any, cfg: FinetuneConfig, data_root: str | os.PathLike,
                    grid: Mapping[str, Sequence[float]], out_dir: str | os.PathLike, *,
-                   transfer_state: Any = None, folds: Sequence[int] | None = None) -> pd.DataFrame:
-    """:func:`run_fold` over the LOSO folds, each stored in ``out_dir`` and reused.
+                   transfer_state: Any = None, folds: Sequence[int] | None = None,
+                   input: str = "apex", gain: float | None = None,
+                   n_workers: int | None = 1) -> pd.DataFrame:
+    """:func:`run_fold` over the LOSO folds, each stored in ``out_dir`` as it completes
+    and reused.
 
     Parameters
     ----------
@@ -266,6 +325,13 @@ def run_robustness(crops: Any, cfg: FinetuneConfig, data_root: str | os.PathLike
         study's files is refused.
     folds : sequence of int, optional
         Only these fold indices (default: all).
+    input : {"apex", "difference"}
+        What ``crops`` are (:func:`run_fold`).
+    gain : float, optional
+        The difference images' gain.
+    n_workers : int or None, default=1
+        Folds at a time on a local Dask cluster (:func:`merlib.evaluation.runner.task_runner`;
+        None: every core, 1: serially here). The numbers do not depend on it.
 
     Returns
     -------
@@ -273,14 +339,19 @@ def run_robustness(crops: Any, cfg: FinetuneConfig, data_root: str | os.PathLike
         Every fold's rows (:func:`run_fold`).
     """
     from merlib.evaluation.fold import state_digest
+    from merlib.evaluation.runner import task_runner
     from merlib.evaluation.splits import loso_folds
 
+    if input not in INPUTS:
+        raise ConfigError(f"input: expected one of {INPUTS}, got {input!r}")
     grid = check_grid(grid)
     conds = conditions(grid)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     settings = {"crops": crops.fingerprint(), "config": cfg.as_dict(), "transfer": state_digest(transfer_state),
                 "grid": {k: list(v) for k, v in grid.items()}}
+    if input != "apex":  # an apex study's record stays as earlier versions wrote it
+        settings.update(input=input, gain=gain)
     record = out / "settings.json"
     if record.is_file():
         if json.loads(record.read_text()) != json.loads(json.dumps(settings)):
@@ -290,21 +361,38 @@ def run_robustness(crops: Any, cfg: FinetuneConfig, data_root: str | os.PathLike
         record.write_text(json.dumps(settings, indent=1))
     all_folds = loso_folds(crops.groups)
     chosen = [f for f in all_folds if folds is None or f.index in set(folds)]
-    tables = []
+    tables: dict[int, pd.DataFrame] = {}
+    todo = []
     for f in chosen:
         path = out / f"fold_{f.index}.csv"
         if path.is_file():
-            tables.append(pd.read_csv(path, dtype={"subject": str, "sample": str, "reason": str},
-                                      keep_default_na=False))
-            continue
-        table = run_fold(crops, f, cfg, data_root, conds, transfer_state=transfer_state)
+            tables[f.index] = pd.read_csv(path, dtype={"subject": str, "sample": str, "reason": str},
+                                          keep_default_na=False)
+        else:
+            todo.append(f)
+
+    def store(key: str, table: pd.DataFrame) -> None:
+        path = out / f"fold_{key}.csv"
         tmp = path.with_suffix(".tmp")
         table.to_csv(tmp, index=False)
         os.replace(tmp, path)  # a fold file is complete or absent
-        tables.append(table)
-    result = pd.concat(tables, ignore_index=True)
+        tables[int(key)] = table
+
+    if todo:
+        with task_runner(n_workers=min(n_workers, len(todo)) if n_workers else None) as runner:
+            shared = runner.share(crops)
+            runner.run(_fold_task, {str(f.index): (shared, f, cfg, str(data_root), conds, transfer_state,
+                                                   input, gain) for f in todo},
+                       desc="robustness folds", on_result=store)
+    result = pd.concat([tables[f.index] for f in chosen], ignore_index=True)
     result["strength"] = result["strength"].astype(float)
     return result
+
+
+def _fold_task(crops: Any, fold: Any, cfg: FinetuneConfig, data_root: str, conds: Sequence[tuple[str, float]],
+               transfer_state: Any, input: str, gain: float | None) -> pd.DataFrame:
+    """:func:`run_fold` with positional arguments (a task of the runner)."""
+    return run_fold(crops, fold, cfg, data_root, conds, transfer_state=transfer_state, input=input, gain=gain)
 
 
 def summarise(rows: pd.DataFrame, *, n_resamples: int = 1000, seed: int = 0) -> pd.DataFrame:

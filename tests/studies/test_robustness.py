@@ -67,9 +67,8 @@ def test_pick_folds_keeps_every_dataset():
 
 def test_fold_study_predicts_clean_crops_like_the_loso_fold_and_is_reused(synth_root, tiny_crops, tmp_path):
     from merlib.config import get_profile
-    from merlib.evaluation.fold import fit_predict
+    from merlib.evaluation.fold import fit_predict, outer_seed
     from merlib.evaluation.splits import loso_folds
-    from merlib.training.engine import derive_seed
 
     cfg = get_profile("smoke").micro.replace(epochs=1, image_size=32, svm_C=(1.0,), num_threads=1)
     fold = loso_folds(tiny_crops.groups)[0]
@@ -77,7 +76,7 @@ def test_fold_study_predicts_clean_crops_like_the_loso_fold_and_is_reused(synth_
     rows = rob.run_robustness(tiny_crops, cfg, synth_root, grid, tmp_path / "r", folds=[0])
     assert len(rows) == 3 * len(fold.test_idx)
     assert set(rows["perturbation"]) == {"clean", "noise", "occlude_mouth"}
-    ref = fit_predict(tiny_crops, fold.train_idx, fold.test_idx, cfg, None, derive_seed(cfg.seed, "outer", 0, -1))
+    ref = fit_predict(tiny_crops, fold.train_idx, fold.test_idx, cfg, None, outer_seed(cfg.seed, 0))
     from merlib.data.schema import LABELS
 
     clean = rows[rows["perturbation"] == "clean"]
@@ -110,3 +109,46 @@ def test_summary_counts_failures_apart_from_misclassifications():
     with pytest.raises(ConfigError, match="condition noise 32 does not hold the clean condition's samples"):
         rob.summarise(pd.concat([clean, noisy.iloc[:6]]), n_resamples=50)
     assert rob.worst(s.reset_index(), 1)["perturbation"].tolist() == ["noise"]
+
+
+def test_difference_input_perturbs_onset_and_apex_alike(synth_root, tiny_crops, tmp_path):
+    """The clean condition rebuilds the difference image the model was trained on; a
+    brightness shift (the same on both frames) cancels in the difference; the fold models
+    predict the clean images as the LOSO fold does, serially or two folds at a time."""
+    from dataclasses import replace
+
+    from merlib.config import get_profile
+    from merlib.data.schema import LABELS
+    from merlib.evaluation.fold import fit_predict, outer_seed
+    from merlib.evaluation.splits import loso_folds
+    from merlib.faces.clips import composite_rows, key_frame_paths
+    from merlib.faces.config import AlignConfig
+    from merlib.faces.pipeline import read_grey
+    from merlib.training.difference import difference_crops
+
+    diff, left_out = difference_crops(tiny_crops, synth_root, size=32, cache_dir=tmp_path / "clips")
+    assert len(left_out) == 0 and diff.X.shape[1:] == (32, 32)
+    row = composite_rows(diff.meta.iloc[[0]], synth_root).iloc[0]
+    onset_path, apex_path = key_frame_paths(row, synth_root)
+    assert onset_path != apex_path
+    out, reasons = rob.perturbed_crops(read_grey(apex_path), [("clean", 0.0), ("brightness", 20.0), ("noise", 16.0)],
+                                       replace(AlignConfig(), crop_size=32), onset=read_grey(onset_path))
+    assert reasons == ["", "", ""] and np.array_equal(out[0], diff.X[0])
+    # Added to both frames, a constant leaves the difference as it was, up to rounding
+    # at the clipped bright end; noise drawn anew per frame does not cancel.
+    assert np.abs(out[1].astype(int) - out[0]).mean() < 1.0
+    assert np.abs(out[2].astype(int) - out[0]).mean() > 10 * np.abs(out[1].astype(int) - out[0]).mean()
+
+    cfg = get_profile("smoke").micro.replace(epochs=1, image_size=32, svm_C=(1.0,), num_threads=1)
+    grid = {"brightness": (20.0,)}
+    serial = rob.run_robustness(diff, cfg, synth_root, grid, tmp_path / "s", folds=[0, 1], input="difference")
+    both = rob.run_robustness(diff, cfg, synth_root, grid, tmp_path / "p", folds=[0, 1], input="difference",
+                              n_workers=2)
+    pd.testing.assert_frame_equal(both, serial)
+    for k in (0, 1):
+        fold = loso_folds(diff.groups)[k]
+        ref = fit_predict(diff, fold.train_idx, fold.test_idx, cfg, None, outer_seed(cfg.seed, k))
+        clean = serial[(serial["perturbation"] == "clean") & (serial["fold"] == k)]
+        assert clean["pred"].tolist() == [LABELS[c] for c in ref["pred_svm"]]
+    with pytest.raises(ConfigError, match=r"input: expected one of \('apex', 'difference'\), got 'flow'"):
+        rob.run_robustness(diff, cfg, synth_root, grid, tmp_path / "x", folds=[0], input="flow")
