@@ -6,14 +6,18 @@ import os
 
 import dask.config
 
-from merlib.parallel import local_cluster, worker_environ
+import pytest
+
+from merlib.errors import ConfigError
+from merlib.parallel import local_cluster, tcmalloc_path, worker_environ
 
 
 def _environ() -> dict[str, str | None]:
     return {k: os.environ.get(k) for k in ("MALLOC_TRIM_THRESHOLD_", "MERLIB_TEST_SPAWN_VAR")}
 
 
-def test_worker_environ_drops_only_the_trim_threshold():
+def test_worker_environ_drops_only_the_trim_threshold(monkeypatch):
+    monkeypatch.setenv("MERLIB_WORKER_TCMALLOC", "0")
     with dask.config.set({"distributed.nanny.pre-spawn-environ": {
             "MALLOC_TRIM_THRESHOLD_": 65536, "OMP_NUM_THREADS": 1, "EXTRA": "x"}}):
         assert worker_environ() == {"OMP_NUM_THREADS": 1, "EXTRA": "x"}
@@ -59,3 +63,38 @@ def test_kept_clusters_serve_every_run_until_released():
 
 def _square(x: int) -> int:
     return x * x
+
+
+def test_tcmalloc_is_preloaded_in_workers_only_as_asked(monkeypatch, tmp_path):
+    monkeypatch.delenv("LD_PRELOAD", raising=False)
+    fake = tmp_path / "libtcmalloc_minimal.so.4"
+    fake.write_bytes(b"")
+    monkeypatch.setenv("MERLIB_WORKER_TCMALLOC", str(fake))
+    assert worker_environ()["LD_PRELOAD"] == str(fake)
+    # A preload of the caller's own is what the workers inherit; none is added.
+    monkeypatch.setenv("LD_PRELOAD", "/opt/other.so")
+    assert "LD_PRELOAD" not in worker_environ()
+    monkeypatch.delenv("LD_PRELOAD")
+    monkeypatch.setenv("MERLIB_WORKER_TCMALLOC", "0")
+    assert tcmalloc_path() is None and "LD_PRELOAD" not in worker_environ()
+    monkeypatch.setenv("MERLIB_WORKER_TCMALLOC", str(tmp_path / "missing.so"))
+    with pytest.raises(ConfigError, match=r"MERLIB_WORKER_TCMALLOC: '.*missing.so' is not a file"):
+        worker_environ()
+
+
+def _preloaded() -> list[str]:
+    with open("/proc/self/maps") as maps:
+        return sorted({line.split()[-1] for line in maps if "tcmalloc" in line})
+
+
+def test_a_worker_process_runs_on_tcmalloc_where_the_machine_has_it(monkeypatch):
+    from dask.distributed import Client
+
+    monkeypatch.delenv("LD_PRELOAD", raising=False)
+    monkeypatch.delenv("MERLIB_WORKER_TCMALLOC", raising=False)
+    lib = tcmalloc_path()
+    if lib is None:
+        pytest.skip("no tcmalloc on this machine")
+    with local_cluster(1) as cluster, Client(cluster) as client:
+        seen = client.submit(_preloaded, pure=False).result()
+    assert seen and all("tcmalloc" in p for p in seen)
