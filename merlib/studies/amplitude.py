@@ -245,7 +245,10 @@ def study_table(predictions: pd.DataFrame, amplitude: float, amplitude_iod: np.n
         (median true amplitude), ``amp_px`` (the same at ``image_size``), ``uf1``,
         ``uf1_lo``, ``uf1_hi``, ``uar``..., and for the method ``d_uf1``, ``d_uf1_lo``,
         ``d_uf1_hi`` (minus the majority class, paired) and ``beats_majority`` (its
-        interval excludes 0 on the positive side).
+        interval excludes 0 on the positive side); for every other reference,
+        ``m_uf1``, ``m_uf1_lo``, ``m_uf1_hi``: the method *minus* that reference, paired
+        (the same resampled subjects), so :func:`versus_reference` can say whether the
+        method trails it beyond noise.
     """
     from merlib.evaluation.bootstrap import bootstrap_table, paired_table
 
@@ -266,7 +269,27 @@ def study_table(predictions: pd.DataFrame, amplitude: float, amplitude_iod: np.n
         table.loc[row, "d_uf1_lo"] = -d["d_uf1_hi"]
         table.loc[row, "d_uf1_hi"] = -d["d_uf1_lo"]
         table["beats_majority"] = table["d_uf1_lo"] > 0
+    others = [c for c in references if c not in ("pred_majority", method)]
+    if others:
+        d = paired_table(predictions, method, others, n_resamples=n_resamples, seed=seed)
+        d = d[d["part"] == "composite"]
+        for r in d.itertuples(index=False):
+            # paired_table: reference minus method; flipped to method minus reference.
+            row = table["classifier"] == r.classifier
+            table.loc[row, "m_uf1"] = -r.d_uf1
+            table.loc[row, "m_uf1_lo"] = -r.d_uf1_hi
+            table.loc[row, "m_uf1_hi"] = -r.d_uf1_lo
     return table
+
+
+def versus_reference(m_uf1_lo: float, m_uf1_hi: float) -> str:
+    """``"beats"``, ``"trails"`` or ``"matches"`` the reference: whether the paired
+    interval of the method minus the reference lies above 0, below 0, or holds 0."""
+    if m_uf1_lo > 0:
+        return "beats"
+    if m_uf1_hi < 0:
+        return "trails"
+    return "matches"
 
 
 def threshold(table: pd.DataFrame, classifier: str = "svm", *, by: str = "image_size") -> pd.DataFrame:

@@ -120,3 +120,27 @@ def test_chance_uf1_of_balanced_and_unbalanced_labels():
     # 70 / 30 / 31 like the SynthME composite: below 1/3, above the majority's 0.23.
     y = ["negative"] * 70 + ["positive"] * 30 + ["surprise"] * 31
     assert 0.30 < amp.chance_uf1(y) < 1 / 3
+
+
+def test_method_minus_each_reference_is_paired_and_judged_by_its_interval():
+    preds = _predictions(10, True)
+    rng = np.random.default_rng(0)
+    # A reference right on 4 of 6 samples of every subject, and the perfect method.
+    wrong = preds.groupby("subject").cumcount() % 3 == 0
+    preds["pred_hog_svm"] = preds["label"].where(~wrong, "surprise")
+    preds["pred_pixels_lr"] = preds["label"]
+    preds = preds.iloc[rng.permutation(len(preds))].reset_index(drop=True)
+    table = amp.study_table(preds, 1.0, np.full(len(preds), 0.03), 64,
+                            references=["pred_majority", "pred_hog_svm", "pred_pixels_lr"], n_resamples=200)
+    t = table.set_index("classifier")
+    from sklearn.metrics import f1_score
+
+    hog = f1_score(preds["label"], preds["pred_hog_svm"], average="macro")
+    assert t.loc["hog_svm", "m_uf1"] == pytest.approx(1.0 - hog)
+    assert 0 < t.loc["hog_svm", "m_uf1_lo"] <= t.loc["hog_svm", "m_uf1_hi"]
+    # Identical predictions: a difference of exactly 0 on every resample.
+    assert t.loc["pixels_lr", ["m_uf1", "m_uf1_lo", "m_uf1_hi"]].tolist() == [0.0, 0.0, 0.0]
+    assert np.isnan(t.loc["majority", "m_uf1"]) and np.isnan(t.loc["svm", "m_uf1"])
+    assert amp.versus_reference(t.loc["hog_svm", "m_uf1_lo"], t.loc["hog_svm", "m_uf1_hi"]) == "beats"
+    assert amp.versus_reference(0.0, 0.0) == "matches"
+    assert amp.versus_reference(-0.2, -0.01) == "trails"
