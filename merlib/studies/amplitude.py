@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from merlib.config import FinetuneConfig
 from merlib.errors import ConfigError, DataLayoutError
 
 #: The largest ``amplitude_scale`` :class:`merlib.data.synth.SynthConfig` accepts (at 5 the
@@ -116,6 +117,16 @@ def synth_root(base: str | os.PathLike, amplitude: float, *, seed: int = 0, micr
         # clears a previous SynthME root first).
         generate(out, cfg, progress=False, workers=workers)
     return out
+
+
+def run_folder(base: str | os.PathLike, name: str, cfg: FinetuneConfig) -> Path:
+    """``base / "<name>_<digest of cfg>"``: a run with other settings (after an update of
+    a default, say) gets its own folder instead of being refused by the one it would
+    overwrite, and the same run finds its finished folds again."""
+    import hashlib
+
+    text = json.dumps(cfg.as_dict(), sort_keys=True, default=str)
+    return Path(base) / f"{name}_{hashlib.sha256(text.encode()).hexdigest()[:10]}"
 
 
 def read_truth(root: str | os.PathLike) -> pd.DataFrame:

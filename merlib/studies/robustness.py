@@ -348,10 +348,7 @@ def run_robustness(crops: Any, cfg: FinetuneConfig, data_root: str | os.PathLike
     conds = conditions(grid)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    settings = {"crops": crops.fingerprint(), "config": cfg.as_dict(), "transfer": state_digest(transfer_state),
-                "grid": {k: list(v) for k, v in grid.items()}}
-    if input != "apex":  # an apex study's record stays as earlier versions wrote it
-        settings.update(input=input, gain=gain)
+    settings = _settings(crops, cfg, grid, state_digest(transfer_state), input, gain)
     record = out / "settings.json"
     if record.is_file():
         if json.loads(record.read_text()) != json.loads(json.dumps(settings)):
@@ -387,6 +384,28 @@ def run_robustness(crops: Any, cfg: FinetuneConfig, data_root: str | os.PathLike
     result = pd.concat([tables[f.index] for f in chosen], ignore_index=True)
     result["strength"] = result["strength"].astype(float)
     return result
+
+
+def _settings(crops: Any, cfg: FinetuneConfig, grid: Mapping[str, Sequence[float]], transfer: str,
+              input: str, gain: float | None) -> dict[str, Any]:
+    settings = {"crops": crops.fingerprint(), "config": cfg.as_dict(), "transfer": transfer,
+                "grid": {k: list(v) for k, v in check_grid(grid).items()}}
+    if input != "apex":  # an apex study's record stays as earlier versions wrote it
+        settings.update(input=input, gain=gain)
+    return settings
+
+
+def study_folder(base: str | os.PathLike, crops: Any, cfg: FinetuneConfig, grid: Mapping[str, Sequence[float]],
+                 *, input: str = "apex", gain: float | None = None, transfer_state: Any = None) -> Path:
+    """``base / "<input>_<size>px_<digest>"``: one folder per study settings, so a study
+    with other crops, settings or grid gets its own folder instead of being refused by
+    :func:`run_robustness`, and the same study finds its finished folds again."""
+    import hashlib
+
+    from merlib.evaluation.fold import state_digest
+
+    text = json.dumps(_settings(crops, cfg, grid, state_digest(transfer_state), input, gain), sort_keys=True)
+    return Path(base) / f"{input}_{cfg.image_size}px_{hashlib.sha256(text.encode()).hexdigest()[:10]}"
 
 
 def _fold_task(crops: Any, fold: Any, cfg: FinetuneConfig, data_root: str, conds: Sequence[tuple[str, float]],

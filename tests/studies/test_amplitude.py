@@ -144,3 +144,13 @@ def test_method_minus_each_reference_is_paired_and_judged_by_its_interval():
     assert amp.versus_reference(t.loc["hog_svm", "m_uf1_lo"], t.loc["hog_svm", "m_uf1_hi"]) == "beats"
     assert amp.versus_reference(0.0, 0.0) == "matches"
     assert amp.versus_reference(-0.2, -0.01) == "trails"
+
+
+def test_run_folder_is_one_per_settings(tmp_path):
+    from merlib.config import get_profile
+
+    cfg = get_profile("smoke").micro
+    a = amp.run_folder(tmp_path, "loso_64px_scratch", cfg)
+    assert a == amp.run_folder(tmp_path, "loso_64px_scratch", cfg) and a.parent == tmp_path
+    assert a.name.startswith("loso_64px_scratch_")
+    assert amp.run_folder(tmp_path, "loso_64px_scratch", cfg.replace(drop_rate=0.2)) != a

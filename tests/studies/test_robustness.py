@@ -152,3 +152,17 @@ def test_difference_input_perturbs_onset_and_apex_alike(synth_root, tiny_crops, 
         assert clean["pred"].tolist() == [LABELS[c] for c in ref["pred_svm"]]
     with pytest.raises(ConfigError, match=r"input: expected one of \('apex', 'difference'\), got 'flow'"):
         rob.run_robustness(diff, cfg, synth_root, grid, tmp_path / "x", folds=[0], input="flow")
+
+
+def test_study_folder_is_one_per_settings(tiny_crops, tmp_path):
+    from merlib.config import get_profile
+
+    cfg = get_profile("smoke").micro.replace(image_size=32)
+    grid = {"noise": (16.0,)}
+    a = rob.study_folder(tmp_path, tiny_crops, cfg, grid, input="difference")
+    assert a == rob.study_folder(tmp_path, tiny_crops, cfg, grid, input="difference")
+    assert a.parent == tmp_path and a.name.startswith("difference_32px_")
+    others = {rob.study_folder(tmp_path, tiny_crops, cfg.replace(drop_rate=0.2), grid, input="difference"),
+              rob.study_folder(tmp_path, tiny_crops, cfg, {"noise": (8.0,)}, input="difference"),
+              rob.study_folder(tmp_path, tiny_crops, cfg, grid, input="apex")}
+    assert a not in others and len(others) == 3
