@@ -60,6 +60,10 @@ TCMALLOC_DIRS: tuple[str, ...] = ("/usr/lib/x86_64-linux-gnu", "/usr/lib/aarch64
 TCMALLOC_NAMES: tuple[str, ...] = ("libtcmalloc_minimal.so.4", "libtcmalloc.so.4")
 
 
+#: Variables of a worker's environment that must not stay in the parent's.
+_WORKERS_ONLY: tuple[str, ...] = ("LD_PRELOAD", "TCMALLOC_LARGE_ALLOC_REPORT_THRESHOLD")
+
+
 def tcmalloc_path() -> str | None:
     """The tcmalloc library the workers preload, or None (not found, or turned off with
     ``MERLIB_WORKER_TCMALLOC=0``; ``MERLIB_WORKER_TCMALLOC=/path/lib.so`` names one).
@@ -115,11 +119,23 @@ def local_cluster(n_workers: int, *, processes: bool = True) -> Any:
     where = {"host": "127.0.0.1"} if processes else {}
     # The nanny reads this setting when it spawns the worker, so it must hold until the
     # cluster has started; set() replaces the whole dict, so Dask's own variables stay.
-    with dask.config.set({"distributed.nanny.pre-spawn-environ": worker_environ()}):
-        return LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=processes,
-                            dashboard_address=None,
-                            scheduler_kwargs={"dashboard": False, "dashboard_address": "127.0.0.1:0"},
-                            silence_logs=logging.ERROR, **where)
+    env = worker_environ()
+    # Dask's nanny writes these variables into *this* process's environment before it
+    # spawns a worker, and leaves them there. The preload is the workers' alone: this
+    # process may run OpenVINO, which crashes under tcmalloc, and start other programs.
+    mine = {k: os.environ.get(k) for k in _WORKERS_ONLY if k in env}
+    try:
+        with dask.config.set({"distributed.nanny.pre-spawn-environ": env}):
+            return LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=processes,
+                                dashboard_address=None,
+                                scheduler_kwargs={"dashboard": False, "dashboard_address": "127.0.0.1:0"},
+                                silence_logs=logging.ERROR, **where)
+    finally:
+        for k, v in mine.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 def keep_local_clusters(keep: bool = True) -> None:

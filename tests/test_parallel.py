@@ -97,4 +97,8 @@ def test_a_worker_process_runs_on_tcmalloc_where_the_machine_has_it(monkeypatch)
         pytest.skip("no tcmalloc on this machine")
     with local_cluster(1) as cluster, Client(cluster) as client:
         seen = client.submit(_preloaded, pure=False).result()
+        # Dask's nanny writes the workers' variables into this process's environment;
+        # the preload is taken back out (OpenVINO in this process crashes under it).
+        assert "LD_PRELOAD" not in os.environ
+        assert "TCMALLOC_LARGE_ALLOC_REPORT_THRESHOLD" not in os.environ
     assert seen and all("tcmalloc" in p for p in seen)
