@@ -6,8 +6,11 @@ Makefile generated without hard-coding a machine's paths.
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 from pathlib import Path
+from typing import Any
 
 from merlib.errors import DataLayoutError
 
@@ -76,3 +79,10 @@ def results_dir(data_root: str | os.PathLike, *names: str, fingerprint: str | No
     from merlib.reporting.provenance import data_fingerprint
 
     return work_dir().joinpath("results", fingerprint or data_fingerprint(data_root), *names)
+
+
+def settings_digest(settings: Any, length: int = 10) -> str:
+    """A short hash of JSON-like settings (keys sorted; other objects by ``str``): the
+    suffix that gives each set of settings its own results folder."""
+    text = json.dumps(settings, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:length]

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
 import os
 import shutil
 import time
@@ -29,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from merlib.errors import ConfigError
-from merlib.parallel import available_cores, quiet_loggers, reusable_cluster, silence_worker_logs
+from merlib.parallel import available_cores, reusable_cluster, shutdown
 
 #: Version of the task file layout; a change makes older task files unreadable on purpose.
 STORE_FORMAT = 1
@@ -163,19 +162,9 @@ def task_runner(client: Any = None, scheduler: str | None = None, n_workers: int
     try:
         yield Runner(own)
     finally:
-        # Every result is in hand (or the run failed and is raising): the client goes
-        # first so no request is left open, then the cluster. Workers that lose the
-        # scheduler while stopping log CommClosedError tracebacks about a connection that
-        # is meant to close; those are silenced here, and only here.
-        with quiet_loggers("distributed", "tornado", "asyncio"):
-            if cluster is not None:
-                try:  # our own workers only: an external cluster's logging is not ours
-                    own.run(silence_worker_logs)
-                except Exception:  # noqa: BLE001 - a dead worker has nothing left to say
-                    pass
-            own.close()
-            if cluster is not None:
-                cluster.close()
+        # Every result is in hand (or the run failed and is raising); an external
+        # scheduler's cluster is not ours to quiet or close.
+        shutdown(own, cluster)
 
 
 def _digest(obj: Any, length: int = 16) -> str:

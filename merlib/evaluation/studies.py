@@ -35,7 +35,6 @@ split: validation = held-out *training* subjects, never a test subject of any LO
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import os
 import re
@@ -48,6 +47,7 @@ from sklearn.model_selection import ParameterGrid
 
 from merlib.config import FinetuneConfig, Profile, SearchConfig, TrainConfig
 from merlib.errors import ConfigError
+from merlib.paths import settings_digest
 
 #: Table 2's comparison networks (merlib backbone names).
 COMPARISON_ARCHS: tuple[str, ...] = ("mobilenetv2_100", "resnet18", "deit_tiny")
@@ -224,11 +224,6 @@ def chapter_profile(name: str = "smoke", device: str = "cpu", *, seed: int = 0, 
     return dataclasses.replace(prof, macro=macro, micro=micro, search=search)
 
 
-def _digest(obj: Any, length: int = 10) -> str:
-    text = json.dumps(obj, sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:length]
-
-
 def transfer_dir(work: str | os.PathLike, macro: TrainConfig, crops_fingerprint: str) -> Path:
     """``work/transfer/<arch>-<size>px-<digest of the settings and the macro crops>``.
 
@@ -239,7 +234,7 @@ def transfer_dir(work: str | os.PathLike, macro: TrainConfig, crops_fingerprint:
     """
     key = {k: v for k, v in macro.as_dict().items() if k not in ("epochs", "device", "num_threads")}
     key["crops"] = crops_fingerprint
-    return Path(work) / "transfer" / f"{macro.arch}-{macro.image_size}px-{_digest(key)}"
+    return Path(work) / "transfer" / f"{macro.arch}-{macro.image_size}px-{settings_digest(key)}"
 
 
 def macro_transfer(macro_crops: Any, macro: TrainConfig, work: str | os.PathLike) -> Any:
@@ -269,7 +264,7 @@ def run_dir(study: Study, profile: Profile, work: str | os.PathLike, crops_finge
     key["config"] = {k: v for k, v in key["config"].items() if k not in ("device", "num_threads")}
     if key["macro"]:
         key["macro"] = {k: v for k, v in key["macro"].items() if k not in ("device", "num_threads")}
-    return Path(work) / "runs" / f"{study.run_name(profile)}-{_digest(key)}"
+    return Path(work) / "runs" / f"{study.run_name(profile)}-{settings_digest(key)}"
 
 
 def _jsonable(obj: Any) -> Any:
@@ -545,7 +540,7 @@ def cached_inner_split_curves(crops: Any, cfg: FinetuneConfig, work: str | os.Pa
     key = {"config": {k: v for k, v in cfg.as_dict().items() if k not in ignore}, "crops": crops.fingerprint(),
            "transfer": None if transfer is None else [str(transfer.out_dir), transfer.best_epoch],
            "val_fraction": val_fraction, "seed": seed}
-    path = Path(work) / "curves" / f"{cfg.arch}-{_digest(key)}.csv"
+    path = Path(work) / "curves" / f"{cfg.arch}-{settings_digest(key)}.csv"
     if path.is_file():
         return pd.read_csv(path)
     state = resolve_transfer(transfer, cfg) if transfer is not None else None

@@ -17,7 +17,6 @@ folder never mix their files.
 from __future__ import annotations
 
 import json
-import logging
 import os
 import tempfile
 import time
@@ -40,7 +39,7 @@ from merlib.faces.config import AlignConfig
 from merlib.faces.pipeline import crop_entry, process_batch
 # Under the old name: tests narrow the cores seen by this module alone.
 from merlib.parallel import available_cores as _available_cpus
-from merlib.parallel import local_cluster, silence_worker_logs
+from merlib.parallel import local_cluster, shutdown
 from merlib.reporting.provenance import Provenance
 
 SETS: tuple[str, ...] = ("composite", "macro")
@@ -247,39 +246,7 @@ def _run_dask(items, cfg, store_root, bar, workers: int, scheduler: str | None
             bar.update(len(where[fut.key]))
         return out, n
     finally:
-        _shutdown(client, cluster)
-
-
-def _shutdown(client, cluster) -> None:
-    """Close the client, then the local cluster, its workers told to keep quiet first.
-
-    Closing a local cluster tears its scheduler down while a worker may still be sending
-    it a heartbeat; that worker then logs a ``CommClosedError`` traceback (Dask's
-    "Failed to communicate with scheduler during heartbeat") after a successful run:
-    measured in 1 run in 9 on a loaded 2-core machine, and still 1 in 12 when the
-    workers were retired first. Every result is in hand by then (task errors reach the
-    client through the futures, not the logs), so the workers' logging is raised to
-    CRITICAL just before. Both are closed whatever happened before (the cluster is
-    created inside the ``try`` of :func:`_run_dask`), so none is left for the
-    interpreter's exit to tear down; errors met while closing are logged at the debug
-    level only.
-    """
-    log = logging.getLogger(__name__)
-    if client is not None:
-        if cluster is not None:
-            try:
-                client.run(silence_worker_logs)
-            except Exception as err:  # noqa: BLE001 - shutting down; the results are safe
-                log.debug("quieting the local Dask workers: %r", err)
-        try:
-            client.close(timeout=30)
-        except Exception as err:  # noqa: BLE001
-            log.debug("closing the Dask client: %r", err)
-    if cluster is not None:
-        try:
-            cluster.close(timeout=30)
-        except Exception as err:  # noqa: BLE001
-            log.debug("closing the local Dask cluster: %r", err)
+        shutdown(client, cluster)
 
 
 def worker_count(workers: int | None) -> tuple[int, str]:

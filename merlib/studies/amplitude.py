@@ -123,10 +123,9 @@ def run_folder(base: str | os.PathLike, name: str, cfg: FinetuneConfig) -> Path:
     """``base / "<name>_<digest of cfg>"``: a run with other settings (after an update of
     a default, say) gets its own folder instead of being refused by the one it would
     overwrite, and the same run finds its finished folds again."""
-    import hashlib
+    from merlib.paths import settings_digest
 
-    text = json.dumps(cfg.as_dict(), sort_keys=True, default=str)
-    return Path(base) / f"{name}_{hashlib.sha256(text.encode()).hexdigest()[:10]}"
+    return Path(base) / f"{name}_{settings_digest(cfg.as_dict())}"
 
 
 def read_truth(root: str | os.PathLike) -> pd.DataFrame:

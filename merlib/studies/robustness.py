@@ -400,12 +400,11 @@ def study_folder(base: str | os.PathLike, crops: Any, cfg: FinetuneConfig, grid:
     """``base / "<input>_<size>px_<digest>"``: one folder per study settings, so a study
     with other crops, settings or grid gets its own folder instead of being refused by
     :func:`run_robustness`, and the same study finds its finished folds again."""
-    import hashlib
-
     from merlib.evaluation.fold import state_digest
+    from merlib.paths import settings_digest
 
-    text = json.dumps(_settings(crops, cfg, grid, state_digest(transfer_state), input, gain), sort_keys=True)
-    return Path(base) / f"{input}_{cfg.image_size}px_{hashlib.sha256(text.encode()).hexdigest()[:10]}"
+    settings = _settings(crops, cfg, grid, state_digest(transfer_state), input, gain)
+    return Path(base) / f"{input}_{cfg.image_size}px_{settings_digest(settings)}"
 
 
 def _fold_task(crops: Any, fold: Any, cfg: FinetuneConfig, data_root: str, conds: Sequence[tuple[str, float]],
