@@ -14,8 +14,10 @@ length and the same temporal support. The aligned onset and apex frames are kept
 unresampled for optical flow.
 
 Clips are cached on disk (one ``.npz`` per sample) keyed by the sample, every setting
-that changes the output and the names and sizes of the frame files read, so a book
-chapter computes them once and a regenerated data root is not mistaken for the old one.
+that changes the output and the names and contents (SHA-256) of the frame files read,
+so a book chapter computes them once and a regenerated or replaced data root is not
+mistaken for the old one. Sizes would not do: an uncompressed frame (SMIC's BMP) has the
+same size whatever it shows.
 """
 from __future__ import annotations
 
@@ -33,11 +35,14 @@ import pandas as pd
 from merlib.data.frames import list_frames
 from merlib.errors import ConfigError, DataLayoutError, MerlibError
 from merlib.faces.align import ImageFormatError
+from merlib.faces.cache import file_sha256
 from merlib.faces.config import AlignConfig
 from merlib.faces.pipeline import FRAME_NUMBER, FrameReadError, align, find_landmarks, read_grey
 
 #: Bump when a change of code changes the clips for the same settings (part of the key).
-CLIP_VERSION = 1
+#: 2: the key hashes the frames' contents (1 had their sizes, and served a regenerated
+#: root's BMP clips from the old root's entries).
+CLIP_VERSION = 2
 
 #: Columns of a sample row that :func:`align_clip` reads (canonical table names).
 ROW_COLUMNS: tuple[str, ...] = ("dataset", "subject", "sample", "clip_dir", "apex_path",
@@ -230,9 +235,10 @@ def align_clip(row: dict[str, Any] | pd.Series, data_root: str | os.PathLike,
 
 def clip_key(row: dict[str, Any] | pd.Series, data_root: str | os.PathLike,
              align_cfg: AlignConfig, clip_cfg: ClipConfig) -> str:
-    """Cache key: the sample, every setting, and the names and sizes of its frame files."""
+    """Cache key: the sample, every setting, and the names and SHA-256 digests of its
+    frame files (a few ms per sample; the alignment it saves takes seconds)."""
     row = dict(row)
-    files = [(p.name, p.stat().st_size) for _, p in clip_frame_paths(row, data_root)]
+    files = [(p.name, file_sha256(p)) for _, p in clip_frame_paths(row, data_root)]
     text = json.dumps({"version": CLIP_VERSION, "sample": _sample_name(row),
                        "align": align_cfg.crop_key(), "clip": asdict(clip_cfg), "files": files},
                       sort_keys=True)

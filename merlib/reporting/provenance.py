@@ -33,9 +33,11 @@ def data_fingerprint(data_root: str | os.PathLike, *, length: int = 12) -> str:
 
     Hashes, in sorted order, every file's relative path and size, and the full content of
     annotation files (``.xlsx``, ``.csv``, ``.txt``, ``.json``). Image bytes are not read:
-    the real datasets are tens of GB, and a changed image almost always changes its size
-    too. Two roots with the same files and annotations get the same fingerprint wherever
-    they are mounted.
+    the real datasets are tens of GB, and a changed compressed image almost always
+    changes its size too. An uncompressed one (SMIC's BMP frames) does not, so this is a
+    label for figures, not a cache key: the caches of derived data key on content (crops
+    and clips on their source files' SHA-256). Two roots with the same files and
+    annotations get the same fingerprint wherever they are mounted.
     """
     root = Path(data_root)
     if not root.is_dir():

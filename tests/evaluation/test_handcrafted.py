@@ -140,6 +140,27 @@ def test_clips_shapes_and_cache(synth_root, tiny_clips):
     assert other.stats["computed"] == 1 and other.X.shape == (1, 8, 32, 32)
 
 
+def test_clip_key_follows_frame_content_not_size(synth_root, tiny_clips, tmp_path):
+    """A regenerated root with the same file names and sizes (SMIC's BMP frames have a
+    size fixed by their dimensions) must not be served the old root's clips."""
+    import shutil
+
+    from merlib.faces.clips import ClipConfig, clip_frame_paths, clip_key
+    from merlib.faces.config import AlignConfig
+
+    table, _, _ = tiny_clips
+    row = table.iloc[0].to_dict()
+    shutil.copytree(synth_root / row["clip_dir"], tmp_path / row["clip_dir"])
+    settings = (AlignConfig(), ClipConfig(size=48, n_frames=8))
+    key = clip_key(row, synth_root, *settings)
+    assert clip_key(row, tmp_path, *settings) == key  # the same files wherever they are
+    frame = clip_frame_paths(row, tmp_path)[-1][1]
+    data = bytearray(frame.read_bytes())
+    data[-3] ^= 0xFF
+    frame.write_bytes(bytes(data))
+    assert clip_key(row, tmp_path, *settings) != key
+
+
 def test_clip_is_aligned_like_the_apex_crop(synth_root, tiny_clips):
     """The clip's apex frame equals the apex pipeline's crop at the same size."""
     from dataclasses import replace
