@@ -4,7 +4,7 @@ training seeds: the settings probe behind the development-root tables of
 
     .venv/bin/python bench/difference_probe.py --seed 1 --amplitude 5
     .venv/bin/python bench/difference_probe.py --seed 1 --amplitude 5 --micro-subjects 24 \\
-        --macro-subjects 16 --train-seeds 0 1 2 3 --set base --set drop_rate=0.5
+        --macro-subjects 16 --train-seeds 0 1 2 --set base --set drop_rate=0.2
 
 The root (``--seed``, subject counts, ``--amplitude``) is generated once under ``--base``
 (:func:`merlib.studies.amplitude.synth_root`); a seed other than the book's (0) gives other
@@ -13,8 +13,8 @@ composite is pre-processed through the crop cache, and the difference images are
 64 px with gain ``--gain`` (:func:`merlib.training.difference.difference_crops`).
 
 Each ``--set`` is one network setting: ``base`` is chapter 07's (the smoke profile's
-fine-tuning, MobileViT-XXS at 64 px, 3 epochs, :data:`DIFFERENCE_DROP_RATE`, no
-transfer); ``drop_rate=0.5,epochs=6`` changes fields of it (any
+fine-tuning, MobileViT-XXS at 64 px, 3 epochs, the paper's dropout 0.5, no transfer);
+``drop_rate=0.2,epochs=6`` changes fields of it (any
 :class:`~merlib.config.FinetuneConfig` field, parsed as that field's type). Every
 setting runs once per ``--train-seeds`` value (the fine-tuning seed: initial weights,
 batch order, augmentation), all on the same leave-one-subject-out folds.
@@ -42,7 +42,7 @@ from merlib.evaluation.splits import loso_folds
 from merlib.parallel import keep_local_clusters
 from merlib.studies import amplitude as amp
 from merlib.training.data import prepare_crop_sets
-from merlib.training.difference import DIFFERENCE_GAIN, difference_config, difference_crops
+from merlib.training.difference import DIFFERENCE_GAIN, difference_crops
 
 SIZE = 64
 
@@ -90,7 +90,7 @@ def main() -> None:
     work = args.base / "runs" / f"{root.name}_gain{args.gain:g}"
     refs = reference_predictions(diff, ["hog_svm"], folds=loso_folds(diff.groups), cache_dir=work / "references")
     iod = amp.composite_amplitudes(amp.read_truth(root), diff.meta)
-    base = difference_config(get_profile("smoke", "cpu").micro.replace(image_size=SIZE, epochs=3))
+    base = get_profile("smoke", "cpu").micro.replace(image_size=SIZE, epochs=3)
     key = ["dataset", "subject", "sample", "label"]
     rows = []
     for spec in args.settings or ["base"]:

@@ -49,13 +49,3 @@ def test_difference_crops_of_the_tiny_root(synth_root, tmp_path):
     near = np.abs(diff.X.astype(int) - 128) <= 8
     assert near.mean() > 0.8
     assert (np.abs(diff.X.astype(int) - 128) > 16).any(axis=(1, 2)).all()
-
-
-def test_difference_config_changes_the_dropout_only():
-    from merlib.config import get_profile
-    from merlib.training.difference import DIFFERENCE_DROP_RATE, difference_config
-
-    cfg = get_profile("smoke").micro.replace(lr=0.001, epochs=2)
-    out = difference_config(cfg)
-    assert cfg.drop_rate == 0.5 and out.drop_rate == DIFFERENCE_DROP_RATE == 0.2
-    assert out.replace(drop_rate=cfg.drop_rate) == cfg
