@@ -14,8 +14,8 @@ composite is pre-processed through the crop cache, and the difference images are
 
 Each ``--set`` is one network setting: ``base`` is chapter 07's (the smoke profile's
 fine-tuning, MobileViT-XXS at 64 px, 3 epochs, the paper's dropout 0.5, no transfer);
-``drop_rate=0.2,epochs=6`` changes fields of it (any
-:class:`~merlib.config.FinetuneConfig` field, parsed as that field's type). Every
+``drop_rate=0.2,epochs=6`` changes fields of it (any :class:`~merlib.config.FinetuneConfig`
+field, read by :func:`~merlib.config.parse_overrides`). Every
 setting runs once per ``--train-seeds`` value (the fine-tuning seed: initial weights,
 batch order, augmentation), all on the same leave-one-subject-out folds.
 
@@ -29,13 +29,12 @@ a rerun.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import time
 from pathlib import Path
 
 import pandas as pd
 
-from merlib.config import FinetuneConfig, get_profile
+from merlib.config import FinetuneConfig, get_profile, parse_overrides
 from merlib.evaluation.handcrafted import merge_predictions, reference_predictions
 from merlib.evaluation.protocol import evaluate_loso
 from merlib.evaluation.splits import loso_folds
@@ -51,20 +50,7 @@ def parse_setting(spec: str, cfg: FinetuneConfig) -> FinetuneConfig:
     """``"base"`` or ``"field=value,field=value"`` applied to ``cfg``."""
     if spec == "base":
         return cfg
-    fields = {f.name: f for f in dataclasses.fields(cfg)}
-    changes = {}
-    for item in spec.split(","):
-        name, sep, value = item.partition("=")
-        if not sep or name not in fields:
-            raise SystemExit(f"--set: {item!r} is not field=value of a FinetuneConfig field")
-        kind = type(getattr(cfg, name))
-        if kind is bool:
-            changes[name] = value.lower() in ("1", "true", "yes")
-        elif kind in (int, float, str):
-            changes[name] = kind(float(value)) if kind is int else kind(value)
-        else:
-            raise SystemExit(f"--set: {name} is a {kind.__name__}; only numbers, strings and bools can be set here")
-    return cfg.replace(**changes)
+    return FinetuneConfig.from_dict({**cfg.as_dict(), **parse_overrides(spec, "--set")})
 
 
 def main() -> None:

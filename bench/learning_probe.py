@@ -34,7 +34,6 @@ mode every prediction uses, averaged over folds; ``s/fold`` wall seconds per fol
 from __future__ import annotations
 
 import argparse
-import ast
 import os
 import time
 from pathlib import Path
@@ -46,7 +45,7 @@ from sklearn.model_selection import GroupKFold
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from merlib.config import FinetuneConfig, Profile
+from merlib.config import FinetuneConfig, Profile, parse_overrides
 from merlib.data.schema import LABELS
 from merlib.evaluation.metrics import uar_score, uf1_score
 from merlib.evaluation.splits import loso_folds
@@ -61,13 +60,7 @@ def parse_variant(spec: str, base: FinetuneConfig) -> FinetuneConfig:
     parts = [p.strip() for p in spec.split(",") if p.strip()]
     if not parts or parts[0] != "smoke":
         raise SystemExit(f"--variants: each variant starts with 'smoke', got {spec!r}")
-    changes = {}
-    for part in parts[1:]:
-        key, _, value = part.partition("=")
-        try:
-            changes[key.strip()] = ast.literal_eval(value.strip())
-        except (ValueError, SyntaxError):
-            changes[key.strip()] = value.strip()
+    changes = parse_overrides(",".join(parts[1:]), "--variants") if parts[1:] else {}
     return base.replace(**changes)
 
 

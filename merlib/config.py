@@ -76,6 +76,33 @@ def _from_dict(cls: type[T], values: dict[str, Any]) -> T:
     return cls(**fixed)
 
 
+def parse_overrides(spec: str, name: str = "overrides") -> dict[str, Any]:
+    """``"lr=0.001,epochs=6,arch=resnet18"`` -> ``{"lr": 0.001, "epochs": 6, "arch": "resnet18"}``.
+
+    Values are Python literals where they parse as one (numbers, ``True``, ``None``) and
+    strings otherwise; give the result to ``from_dict`` with a config's other values, so
+    an unknown field or a bad value is refused by name. ``name`` is the parameter the
+    text came from, for the error.
+
+    Raises
+    ------
+    ConfigError
+        An item is not ``field=value``.
+    """
+    import ast
+
+    out: dict[str, Any] = {}
+    for item in (p.strip() for p in spec.split(",")):
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"{name}: {item!r} is not field=value (in {spec!r})")
+        try:
+            out[key.strip()] = ast.literal_eval(value.strip())
+        except (ValueError, SyntaxError):
+            out[key.strip()] = value.strip()
+    return out
+
+
 @dataclass(frozen=True)
 class NetworkConfig:
     """Settings shared by macro training and micro fine-tuning.

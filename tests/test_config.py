@@ -62,3 +62,17 @@ def test_bad_values_name_parameter_and_value(cls, kwargs, name):
 def test_unknown_keys_are_an_error():
     with pytest.raises(ConfigError, match=r"unknown settings \['learning_rate'\]"):
         FinetuneConfig.from_dict({"learning_rate": 0.1})
+
+
+def test_overrides_text_becomes_typed_values_and_bad_items_are_named():
+    from merlib.config import parse_overrides
+
+    assert parse_overrides("lr=0.001, epochs=6,arch=resnet18,bn_recalibrate=False") == {
+        "lr": 0.001, "epochs": 6, "arch": "resnet18", "bn_recalibrate": False}
+    cfg = Profile.smoke().micro
+    out = FinetuneConfig.from_dict({**cfg.as_dict(), **parse_overrides("drop_rate=0.2,epochs=6")})
+    assert out == cfg.replace(drop_rate=0.2, epochs=6)
+    with pytest.raises(ConfigError, match=r"--set: 'epochs' is not field=value \(in 'lr=0.1,epochs'\)"):
+        parse_overrides("lr=0.1,epochs", "--set")
+    with pytest.raises(ConfigError, match=r"unknown settings \['lr_typo'\]"):
+        FinetuneConfig.from_dict({**cfg.as_dict(), **parse_overrides("lr_typo=0.1")})

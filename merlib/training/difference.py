@@ -44,7 +44,6 @@ from merlib.training.data import CropSet
 DIFFERENCE_GAIN = 4.0
 
 
-
 def difference_image(onset: np.ndarray, apex: np.ndarray, gain: float = DIFFERENCE_GAIN) -> np.ndarray:
     """``128 + gain * (apex - onset)`` clipped to uint8.
 
