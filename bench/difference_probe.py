@@ -20,7 +20,7 @@ setting runs once per ``--train-seeds`` value (the fine-tuning seed: initial wei
 batch order, augmentation), all on the same leave-one-subject-out folds.
 
 Printed: one row per setting and training seed (composite UF1 of the SVM and softmax
-heads; ``m_uf1`` the SVM head minus HOG + SVM, paired over the same resampled subjects,
+heads, and with ``svm_early_grid`` > 0 of the SVM on the pooled vector alone; ``m_uf1`` the SVM head minus HOG + SVM, paired over the same resampled subjects,
 with its 95% interval), then per setting the mean and standard deviation of the SVM
 head's UF1 over the training seeds. The subject bootstrap does not see the training
 seed's spread; the second table does. Folds are stored under ``--base`` and read back on
@@ -85,18 +85,23 @@ def main() -> None:
             t0 = time.perf_counter()
             res = evaluate_loso(diff, cfg, amp.run_folder(work, "loso", cfg), n_workers=args.workers)
             preds = merge_predictions(res.predictions, refs[[*key, "fold", "pred_hog_svm"]])
-            table = amp.study_table(preds, args.amplitude, iod, SIZE, references=["pred_softmax", "pred_hog_svm"],
-                                    seed=0).set_index("classifier")
+            pooled = ["pred_svm_pooled"] if "pred_svm_pooled" in preds.columns else []
+            table = amp.study_table(preds, args.amplitude, iod, SIZE, seed=0,
+                                    references=["pred_softmax", "pred_hog_svm", *pooled]).set_index("classifier")
             rows.append({"setting": spec, "train_seed": train_seed, "uf1_svm": table.loc["svm", "uf1"],
                          "uf1_softmax": table.loc["softmax", "uf1"], "uf1_hog_svm": table.loc["hog_svm", "uf1"],
                          "m_uf1": table.loc["hog_svm", "m_uf1"], "m_lo": table.loc["hog_svm", "m_uf1_lo"],
-                         "m_hi": table.loc["hog_svm", "m_uf1_hi"], "seconds": time.perf_counter() - t0})
+                         "m_hi": table.loc["hog_svm", "m_uf1_hi"],
+                         # svm_early_grid > 0: the paper's head (pooled vector) of the same networks
+                         "uf1_svm_pooled": table.loc["svm_pooled", "uf1"] if pooled else float("nan"),
+                         "seconds": time.perf_counter() - t0})
             print(rows[-1], flush=True)
     runs = pd.DataFrame(rows)
     print(f"\n{root} (SIMULATED), {len(diff)} samples, {len(set(diff.groups))} subjects, "
           f"{len(left_out)} without an aligned onset/apex pair; difference input at {SIZE} px, gain {args.gain:g}")
     print(runs.to_string(index=False, float_format="%.3f"))
     summary = runs.groupby("setting", sort=False)["uf1_svm"].agg(["mean", "std", "min", "max", "count"])
+    summary["svm_pooled"] = runs.groupby("setting", sort=False)["uf1_svm_pooled"].mean()
     summary["hog_svm"] = runs.groupby("setting", sort=False)["uf1_hog_svm"].first()
     print("\nSVM-head UF1 over training seeds (std: sample standard deviation)")
     print(summary.to_string(float_format="%.3f"))

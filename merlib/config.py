@@ -248,6 +248,10 @@ class FinetuneConfig(NetworkConfig):
         training crops (:func:`merlib.training.engine.recalibrate_batchnorm`). Without
         it, a short fine-tuning predicts with statistics of its early weights, and
         eval-mode predictions fall to chance (measured: ``bench/learning_probe.py``).
+    svm_early_grid : int, default=0
+        0 (the paper's): the SVM reads the pooled pre-logits vector. g > 0 (beyond the
+        paper): the stride-4 feature map average-pooled on a g x g grid is put in front of
+        that vector (:class:`merlib.models.features.LogitsAndFeatures`); not for ViTs.
     """
 
     optimizer: str = "adam"
@@ -263,9 +267,14 @@ class FinetuneConfig(NetworkConfig):
     svm_inner_splits: int = 3
     svm_class_weight: str | None = "balanced"
     bn_recalibrate: bool = True
+    svm_early_grid: int = 0
 
     def __post_init__(self) -> None:
+        from merlib.models.backbone import BACKBONES
+
         super().__post_init__()
+        grid_ok = isinstance(self.svm_early_grid, int) and not isinstance(self.svm_early_grid, bool) \
+            and self.svm_early_grid >= 0
         checks = [
             ("unfreeze_start", 0 <= self.unfreeze_start <= 1, "in [0, 1]"),
             ("unfreeze_end", self.unfreeze_start <= self.unfreeze_end <= 1,
@@ -278,6 +287,9 @@ class FinetuneConfig(NetworkConfig):
             ("svm_inner_splits", isinstance(self.svm_inner_splits, int) and self.svm_inner_splits >= 2, "an int >= 2"),
             ("svm_class_weight", self.svm_class_weight in ("balanced", None), "'balanced' or None"),
             ("bn_recalibrate", isinstance(self.bn_recalibrate, bool), "a bool"),
+            ("svm_early_grid", grid_ok, "an int >= 0"),
+            ("svm_early_grid", not (grid_ok and self.svm_early_grid and BACKBONES[self.arch].sized),
+             f"0 for {self.arch!r} (a ViT has no stride-4 feature map)"),
         ]
         for name, ok, expected in checks:
             if not ok:

@@ -21,6 +21,7 @@ from merlib.config import FinetuneConfig
 from merlib.errors import ConfigError
 from merlib.evaluation.splits import check_disjoint
 from merlib.models.backbone import input_normalisation
+from merlib.models.features import early_width
 from merlib.training.data import CropDataset, CropSet
 from merlib.training.engine import derive_seed, predict, resolve_device
 from merlib.training.finetune import finetune
@@ -138,6 +139,9 @@ def fit_predict(crops: CropSet, train_idx: np.ndarray, test_idx: np.ndarray, cfg
         ``curves`` (DataFrame); ``seconds`` (wall time of the task, waiting included);
         ``timing``: ``train_s`` (fine-tuning), ``embed_s`` (feature extraction of the
         training and test crops), ``svm_s`` (SVM search, fit and prediction).
+        With ``cfg.svm_early_grid`` > 0, also ``pred_svm_pooled`` and ``svm_pooled``: a
+        second SVM, searched the same way on the pooled vector alone (the paper's head),
+        from the same network: the two SVM inputs compared on one training.
     """
     t0 = time.perf_counter()
     check_disjoint(crops.groups, train_idx, test_idx)
@@ -150,14 +154,19 @@ def fit_predict(crops: CropSet, train_idx: np.ndarray, test_idx: np.ndarray, cfg
         mean, std = input_normalisation(model)
         test = crops.subset(test_idx)
         view = dict(image_size=cfg.image_size, mean=mean, std=std)
-        f_train, _ = predict(model, CropDataset(train.X, train.y, **view), device)
-        f_test, proba = predict(model, CropDataset(test.X, test.y, **view), device)
+        grid = cfg.svm_early_grid
+        f_train, _ = predict(model, CropDataset(train.X, train.y, **view), device, early_grid=grid)
+        f_test, proba = predict(model, CropDataset(test.X, test.y, **view), device, early_grid=grid)
+        n_grid = early_width(model, grid)
         t_embed = time.perf_counter()
-    svm, info = fit_svm(f_train, train.y, train.groups, Cs=cfg.svm_C, kernels=cfg.svm_kernels,
-                        inner_splits=cfg.svm_inner_splits, class_weight=cfg.svm_class_weight, seed=seed)
-    pred_svm = svm.predict(f_test).astype(np.int64)
+    search = dict(Cs=cfg.svm_C, kernels=cfg.svm_kernels, inner_splits=cfg.svm_inner_splits,
+                  class_weight=cfg.svm_class_weight, seed=seed)
+    svm, info = fit_svm(f_train, train.y, train.groups, **search)
+    out: dict[str, Any] = {"test_idx": np.asarray(test_idx), "pred_svm": svm.predict(f_test).astype(np.int64)}
+    if n_grid:
+        pooled, out["svm_pooled"] = fit_svm(f_train[:, n_grid:], train.y, train.groups, **search)
+        out["pred_svm_pooled"] = pooled.predict(f_test[:, n_grid:]).astype(np.int64)
     t_end = time.perf_counter()
-    return {"test_idx": np.asarray(test_idx), "pred_svm": pred_svm,
-            "pred_softmax": proba.argmax(1).astype(np.int64), "proba": proba, "svm": info,
+    return {**out, "pred_softmax": proba.argmax(1).astype(np.int64), "proba": proba, "svm": info,
             "curves": result.curves, "seconds": t_end - t0,
             "timing": {"train_s": t_train - t_wait, "embed_s": t_embed - t_train, "svm_s": t_end - t_embed}}

@@ -205,7 +205,8 @@ def evaluate_loso(crops: CropSet, cfg: FinetuneConfig = FinetuneConfig(),
 
     selection = found.label if found else FIXED_LABEL
     predictions = _predictions(crops, folds, outputs, choice, cfg.classifier)
-    metrics = metrics_table(predictions, ("pred_svm", "pred_softmax"))
+    metrics = metrics_table(predictions, [c for c in ("pred_svm", "pred_softmax", "pred_svm_pooled")
+                                          if c in predictions.columns])
     metrics["classifier"] = metrics["classifier"].str.removeprefix("pred_")
     metrics["selection"] = selection
     fold_table = pd.DataFrame([
@@ -282,6 +283,8 @@ def _predictions(crops: CropSet, folds: list, outputs: dict[int, dict[str, Any]]
     fold_of = np.full(n, -1)
     grid_of = np.full(n, -1)
     pred = {"pred_svm": np.full(n, -1), "pred_softmax": np.full(n, -1)}
+    if all("pred_svm_pooled" in outputs[f.index] for f in folds):
+        pred["pred_svm_pooled"] = np.full(n, -1)  # svm_early_grid: the paper's head, same networks
     proba = np.full((n, len(LABELS)), np.nan)
     for f in folds:
         out = outputs[f.index]

@@ -161,6 +161,11 @@ class Bundle:
     def labels(self) -> list[str]:
         return list(self.meta["labels"])
 
+    @property
+    def early_grid(self) -> int:
+        """The ``svm_early_grid`` the SVM was fitted with (0 in bundles older than it)."""
+        return int(self.meta.get("finetune", {}).get("svm_early_grid", 0))
+
     def torch_model(self) -> nn.Module:
         """The fp32 network, eval mode, weights loaded."""
         from merlib.models.backbone import create_backbone, load_weights
@@ -275,21 +280,24 @@ def export_bundle(model_dir: str | os.PathLike, out_dir: str | os.PathLike, *,
         check_source = "16 uniform-noise images (no held-out crops given)"
     else:
         check_source = f"{len(check_images)} held-out crops"
-    graph = export_onnx(model, size, out / ONNX_FILES["fp32"], exporter=exporter)
+    grid = bundle.early_grid
+    graph = export_onnx(model, size, out / ONNX_FILES["fp32"], exporter=exporter, early_grid=grid)
     record: dict[str, Any] = {"graphs": {"fp32": ONNX_FILES["fp32"]}, "runtimes": {"fp32": "onnxruntime"},
                               "default": "fp32", "opset": OPSET, "exporter": exporter, "check_images": check_source,
-                              "agreement": {"fp32": check_agreement(model, OnnxModel(graph), check_images).as_dict()}}
+                              "agreement": {"fp32": check_agreement(model, OnnxModel(graph), check_images,
+                                                                          early_grid=grid).as_dict()}}
     if precision == "bf16" or (precision == "auto" and bf16_supported()):
         record["graphs"]["bf16"] = ONNX_FILES["fp32"]
         record["runtimes"]["bf16"] = "openvino"
         record["agreement"]["bf16"] = check_agreement(model, OpenVinoModel(graph, precision="bf16"),
-                                                      check_images).as_dict()
+                                                      check_images, early_grid=grid).as_dict()
     if precision in ("int8", "auto"):
         q = quantize_int8(graph, calibration)
         (out / ONNX_FILES["int8"]).write_bytes(q)
         record["graphs"]["int8"] = ONNX_FILES["int8"]
         record["runtimes"]["int8"] = "onnxruntime"
-        record["agreement"]["int8"] = check_agreement(model, OnnxModel(q), check_images).as_dict()
+        record["agreement"]["int8"] = check_agreement(model, OnnxModel(q), check_images,
+                                                      early_grid=grid).as_dict()
     if precision == "auto":
         agreeing = [p for p in ("bf16", "int8")
                     if p in record["agreement"] and record["agreement"][p]["argmax_agree"] >= MIN_AGREEMENT]

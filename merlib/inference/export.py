@@ -4,8 +4,9 @@ The graph maps ``image`` (B, 1, S, S) float32, already normalised as the model e
 (:func:`~merlib.models.backbone.input_normalisation`), to
 
 - ``logits`` (B, n_classes): the network's own classifier (the softmax alternative);
-- ``features`` (B, n_features): the pre-logits vector, the SVM's input
-  (MobileViT-S: 640).
+- ``features`` (B, n_features): the SVM's input, the pre-logits vector (MobileViT-S: 640),
+  with the early grid in front when the model was trained with ``svm_early_grid`` > 0
+  (:class:`~merlib.models.features.LogitsAndFeatures`).
 
 The batch axis is dynamic. Two exporters of torch are offered:
 
@@ -37,6 +38,7 @@ import torch
 from torch import nn
 
 from merlib.errors import ConfigError
+from merlib.models.features import LogitsAndFeatures
 
 EXPORTERS: tuple[str, ...] = ("dynamo", "torchscript")
 OPSET = 18
@@ -47,27 +49,8 @@ OUTPUT_NAMES: tuple[str, str] = ("logits", "features")
 MIN_AGREEMENT = 0.99
 
 
-class LogitsAndFeatures(nn.Module):
-    """A timm model seen as ``image -> (logits, pre-logits features)``: one forward pass.
-
-    Parameters
-    ----------
-    model : torch.nn.Module
-        A :func:`~merlib.models.backbone.create_backbone` model; put in eval mode.
-    """
-
-    def __init__(self, model: nn.Module) -> None:
-        super().__init__()
-        self.model = model.eval()
-
-    def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        # (B, 1, S, S) -> feature map -> (B, F) pooled pre-logits -> (B, n_classes)
-        features = self.model.forward_head(self.model.forward_features(image), pre_logits=True)
-        return self.model.get_classifier()(features), features
-
-
 def export_onnx(model: nn.Module, image_size: int, path: str | os.PathLike | None = None, *,
-                exporter: str = "dynamo", opset: int = OPSET) -> bytes:
+                exporter: str = "dynamo", opset: int = OPSET, early_grid: int = 0) -> bytes:
     """Export ``model`` to ONNX with a dynamic batch axis; returns the serialised graph.
 
     Parameters
@@ -81,6 +64,8 @@ def export_onnx(model: nn.Module, image_size: int, path: str | os.PathLike | Non
         Also write the graph there (one self-contained file, no external data).
     exporter : {"dynamo", "torchscript"}
     opset : int, default=18
+    early_grid : int, default=0
+        The model's ``svm_early_grid`` (what its SVM was fitted on).
 
     Returns
     -------
@@ -89,7 +74,7 @@ def export_onnx(model: nn.Module, image_size: int, path: str | os.PathLike | Non
     """
     if exporter not in EXPORTERS:
         raise ConfigError(f"exporter: expected one of {EXPORTERS}, got {exporter!r}")
-    wrapper = LogitsAndFeatures(model).cpu().float()
+    wrapper = LogitsAndFeatures(model, early_grid).cpu().float()
     # Batch 2 while tracing: a batch of 1 lets an exporter specialise the batch axis away.
     example = (torch.zeros(2, 1, image_size, image_size),)
     with torch.no_grad(), warnings.catch_warnings():
@@ -141,12 +126,13 @@ class Agreement:
 
 
 @torch.no_grad()
-def torch_outputs(model: nn.Module, images: np.ndarray, batch_size: int = 32) -> tuple[np.ndarray, np.ndarray]:
+def torch_outputs(model: nn.Module, images: np.ndarray, batch_size: int = 32,
+                  early_grid: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """(logits (N, C), features (N, F)) of eager torch, float32, in image order.
 
-    ``images`` is (N, 1, S, S) float32, normalised.
+    ``images`` is (N, 1, S, S) float32, normalised; ``early_grid`` as in :func:`export_onnx`.
     """
-    wrapper = LogitsAndFeatures(model)
+    wrapper = LogitsAndFeatures(model, early_grid)
     logits, feats = [], []
     for i in range(0, len(images), batch_size):
         out = wrapper(torch.from_numpy(np.ascontiguousarray(images[i:i + batch_size])))
@@ -166,7 +152,8 @@ def compare(reference: tuple[np.ndarray, np.ndarray], other: tuple[np.ndarray, n
                      argmax_agree=float((ref_l.argmax(1) == l.argmax(1)).mean()))
 
 
-def check_agreement(model: nn.Module, session: Any, images: np.ndarray, *, one_by_one: bool = False) -> Agreement:
+def check_agreement(model: nn.Module, session: Any, images: np.ndarray, *, one_by_one: bool = False,
+                    early_grid: int = 0) -> Agreement:
     """Compare a runtime (:mod:`merlib.inference.runtime`) with eager torch.
 
     Parameters
@@ -180,13 +167,15 @@ def check_agreement(model: nn.Module, session: Any, images: np.ndarray, *, one_b
     one_by_one : bool, default=False
         Run the images through ``session`` one at a time (the batch-1 path that latency
         is timed on) instead of as one batch.
+    early_grid : int, default=0
+        As the graph was exported with (:func:`export_onnx`).
     """
     if one_by_one:
         outs = [session.run(images[i:i + 1]) for i in range(len(images))]
         other = (np.concatenate([o[0] for o in outs]), np.concatenate([o[1] for o in outs]))
     else:
         other = session.run(images)
-    return compare(torch_outputs(model, images), other)
+    return compare(torch_outputs(model, images, early_grid=early_grid), other)
 
 
 def quantize_int8(onnx_model: bytes, calibration: np.ndarray, *, per_channel: bool = True,

@@ -111,7 +111,7 @@ def fit_model(crops: CropSet, cfg: FinetuneConfig, out_dir: str | os.PathLike, *
     model = result.model.cpu().eval()
     mean, std = input_normalisation(model)
     features, _ = predict(model, CropDataset(crops.X, crops.y, image_size=cfg.image_size, mean=mean, std=std),
-                          resolve_device("cpu"))
+                          resolve_device("cpu"), early_grid=cfg.svm_early_grid)
     svm, info = fit_svm(features, crops.y, crops.groups, Cs=cfg.svm_C, kernels=cfg.svm_kernels,
                         inner_splits=cfg.svm_inner_splits, class_weight=cfg.svm_class_weight,
                         seed=cfg.seed if seed is None else seed)
@@ -207,7 +207,7 @@ class Predictor:
             return self._graph.run(images)
         from merlib.inference.export import torch_outputs
 
-        return torch_outputs(self._torch, images)
+        return torch_outputs(self._torch, images, early_grid=self.bundle.early_grid)
 
     def prepare(self, crops: np.ndarray) -> np.ndarray:
         """:func:`prepare_images` with this model's size and normalisation."""

@@ -292,6 +292,32 @@ def study_table(predictions: pd.DataFrame, amplitude: float, amplitude_iod: np.n
     return table
 
 
+def head_views(predictions: pd.DataFrame, kind: str) -> list[tuple[str, pd.DataFrame, list[str]]]:
+    """The SVM heads of one LOSO run, each as the ``pred_svm`` of its own view.
+
+    Parameters
+    ----------
+    predictions : DataFrame
+        :func:`~merlib.evaluation.protocol.evaluate_loso` predictions.
+    kind : str
+        The run's input (``"apex"``, ``"difference"``).
+
+    Returns
+    -------
+    list of (input label, predictions, extra reference columns)
+        A plain run: one view, ``(kind, predictions, ["pred_softmax"])``. A run with
+        ``svm_early_grid`` > 0 (it has ``pred_svm_pooled``): first the paper's head,
+        ``(kind, predictions with pred_svm = pred_svm_pooled, ["pred_softmax"])``, then
+        the grid head, ``(kind + "+grid", predictions, ["pred_svm_pooled"])``, whose
+        ``svm_pooled`` row of :func:`study_table` holds the paired difference of the two
+        SVM inputs on the same networks.
+    """
+    if "pred_svm_pooled" not in predictions.columns:
+        return [(kind, predictions, ["pred_softmax"])]
+    pooled = predictions.assign(pred_svm=predictions["pred_svm_pooled"]).drop(columns="pred_svm_pooled")
+    return [(kind, pooled, ["pred_softmax"]), (f"{kind}+grid", predictions, ["pred_svm_pooled"])]
+
+
 def versus_reference(m_uf1_lo: float, m_uf1_hi: float) -> str:
     """``"beats"``, ``"trails"`` or ``"matches"`` the reference: whether the paired
     interval of the method minus the reference lies above 0, below 0, or holds 0."""

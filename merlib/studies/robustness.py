@@ -271,7 +271,7 @@ def run_fold(crops: Any, fold: Any, cfg: FinetuneConfig, data_root: str | os.Pat
     device = resolve_device(cfg.device)
     mean, std = input_normalisation(model)
     view = dict(image_size=cfg.image_size, mean=mean, std=std)
-    f_train, _ = predict(model, CropDataset(train.X, train.y, **view), device)
+    f_train, _ = predict(model, CropDataset(train.X, train.y, **view), device, early_grid=cfg.svm_early_grid)
     svm, _ = fit_svm(f_train, train.y, train.groups, Cs=cfg.svm_C, kernels=cfg.svm_kernels,
                      inner_splits=cfg.svm_inner_splits, class_weight=cfg.svm_class_weight, seed=seed)
     majority = int(np.bincount(train.y, minlength=len(LABELS)).argmax())
@@ -299,7 +299,8 @@ def run_fold(crops: Any, fold: Any, cfg: FinetuneConfig, data_root: str | os.Pat
                 where.append(len(rows) - 1)
     if X:
         Xa = np.stack(X)
-        feats, _ = predict(model, CropDataset(Xa, np.zeros(len(Xa), np.int64), **view), device)
+        feats, _ = predict(model, CropDataset(Xa, np.zeros(len(Xa), np.int64), **view), device,
+                           early_grid=cfg.svm_early_grid)
         for j, c in zip(where, svm.predict(feats).astype(np.int64)):
             rows[j]["pred"] = LABELS[int(c)]
     return pd.DataFrame(rows, columns=list(_COLUMNS))

@@ -212,9 +212,10 @@ def recalibrate_batchnorm(model: nn.Module, dataset: CropDataset, device: torch.
 
 
 def predict(model: nn.Module, dataset: CropDataset, device: torch.device,
-            batch_size: int = 64) -> tuple[np.ndarray, np.ndarray]:
-    """(features (n, d), softmax probabilities (n, n_classes)) in dataset order."""
-    return embed(model, eval_loader(dataset, batch_size), device)
+            batch_size: int = 64, early_grid: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """(features (n, d), softmax probabilities (n, n_classes)) in dataset order;
+    ``early_grid`` is :attr:`~merlib.config.FinetuneConfig.svm_early_grid`."""
+    return embed(model, eval_loader(dataset, batch_size), device, early_grid)
 
 
 def eval_loss(proba: np.ndarray, y: np.ndarray) -> float:

@@ -53,3 +53,15 @@ def test_transfer_changes_the_starting_point(first, crops):
     res = evaluate_loso(crops, cfg, transfer=state, n_workers=1)
     assert not res.predictions["p_negative"].equals(first.predictions["p_negative"])
     assert (res.curves["frozen_stages"] > 0).all()  # frozen at first, as transferred weights are
+
+
+def test_early_grid_run_keeps_the_paper_head_of_the_same_networks(first, crops):
+    """svm_early_grid changes only the SVM's input: the same networks are trained, and
+    the SVM on the pooled vector alone (pred_svm_pooled) is the plain run's pred_svm."""
+    grid = evaluate_loso(crops, tiny_finetune_cfg(svm_early_grid=2), n_workers=1)
+    p, q = first.predictions, grid.predictions
+    pd.testing.assert_frame_equal(p[["pred_softmax", "p_negative", "p_positive", "p_surprise"]],
+                                  q[["pred_softmax", "p_negative", "p_positive", "p_surprise"]])
+    assert (q["pred_svm_pooled"] == p["pred_svm"]).all()
+    assert "pred_svm_pooled" not in p.columns
+    assert set(grid.metrics["classifier"]) == {"svm", "softmax", "svm_pooled"}

@@ -76,3 +76,24 @@ def test_model_folder_needs_export_for_onnxruntime(model_dir: Path) -> None:
 
     with pytest.raises(ConfigError, match="run `merlib export`"):
         Predictor(model_dir, runtime="onnxruntime")
+
+
+def test_early_grid_model_round_trip(tmp_path: Path) -> None:
+    """A model whose SVM reads the early grid: fit, export and both runtimes agree."""
+    from merlib.config import Profile
+    from merlib.inference.bundle import export_bundle, load_bundle
+    from merlib.inference.predict import Predictor, fit_model
+    from merlib.training.data import synthetic_crop_set
+
+    cfg = Profile.smoke().micro.replace(epochs=1, svm_kernels=("linear",), svm_early_grid=2)
+    fit_model(synthetic_crop_set(4, 6, 64), cfg, tmp_path / "model", seed=0)
+    export_bundle(tmp_path / "model", tmp_path / "bundle", exporter="torchscript")
+    bundle = load_bundle(tmp_path / "bundle")
+    assert bundle.early_grid == 2
+    assert bundle.meta["onnx"]["agreement"]["fp32"]["max_feature_diff"] < 1e-3
+    crops = synthetic_crop_set(2, 6, 64, seed=5)
+    onnx = Predictor(bundle).classify(crops.X)
+    eager = Predictor(tmp_path / "model", runtime="torch").classify(crops.X)
+    assert list(onnx["label"]) == list(eager["label"])
+    # The SVM scores need the grid: 24 * 2 * 2 + 320 features, as it was fitted on.
+    np.testing.assert_allclose(onnx.filter(like="svm_").to_numpy(), eager.filter(like="svm_").to_numpy(), atol=1e-3)

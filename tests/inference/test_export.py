@@ -42,3 +42,14 @@ def test_bad_exporter_and_bad_graph(xxs: torch.nn.Module) -> None:
         export_onnx(xxs, 64, exporter="tflite")
     with pytest.raises(ConfigError, match="not an ONNX graph"):
         OnnxModel(b"not a graph")
+
+
+def test_onnx_graph_carries_the_early_grid(xxs: torch.nn.Module) -> None:
+    session = OnnxModel(export_onnx(xxs, 64, exporter="torchscript", early_grid=4), threads=1)
+    images = np.random.default_rng(3).random((3, 1, 64, 64), dtype=np.float32)
+    agree = check_agreement(xxs, session, images, early_grid=4)
+    assert agree.max_feature_diff < 1e-3 and agree.argmax_agree == 1.0
+    logits, features = session.run(images)
+    assert logits.shape == (3, 3) and features.shape == (3, 24 * 16 + 320)
+    _, plain = torch_outputs(xxs, images)
+    np.testing.assert_allclose(features[:, 384:], plain, atol=1e-4)

@@ -154,3 +154,22 @@ def test_run_folder_is_one_per_settings(tmp_path):
     assert a == amp.run_folder(tmp_path, "loso_64px_scratch", cfg) and a.parent == tmp_path
     assert a.name.startswith("loso_64px_scratch_")
     assert amp.run_folder(tmp_path, "loso_64px_scratch", cfg.replace(drop_rate=0.2)) != a
+
+
+def test_head_views_of_a_plain_and_an_early_grid_run():
+    preds = _predictions(6, True)
+    (view,) = amp.head_views(preds, "apex")
+    assert view[0] == "apex" and view[1] is preds and view[2] == ["pred_softmax"]
+    # An early-grid run: the grid head right everywhere, the pooled head wrong on a third.
+    wrong = preds.groupby("subject").cumcount() % 3 == 0
+    grid = preds.assign(pred_svm=preds["label"], pred_svm_pooled=preds["label"].where(~wrong, "surprise"))
+    (k1, p1, e1), (k2, p2, e2) = amp.head_views(grid, "difference")
+    assert (k1, e1, k2, e2) == ("difference", ["pred_softmax"], "difference+grid", ["pred_svm_pooled"])
+    assert (p1["pred_svm"] == grid["pred_svm_pooled"]).all() and "pred_svm_pooled" not in p1.columns
+    t = amp.study_table(p2, 1.0, np.full(len(p2), 0.03), 64, references=["pred_majority", *e2],
+                        n_resamples=200).set_index("classifier")
+    from sklearn.metrics import f1_score
+
+    pooled = f1_score(grid["label"], grid["pred_svm_pooled"], average="macro")
+    assert t.loc["svm", "uf1"] == 1.0
+    assert t.loc["svm_pooled", "m_uf1"] == pytest.approx(1.0 - pooled)
