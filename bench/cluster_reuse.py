@@ -19,7 +19,7 @@ import time
 from merlib.config import Profile
 from merlib.evaluation.protocol import evaluate_loso
 from merlib.parallel import keep_local_clusters
-from merlib.training.data import synthetic_crop_set
+from merlib.training.crops import synthetic_crop_set
 
 
 def _runs(crops, cfg, n: int, workers: int) -> tuple[list[float], list[list[int]]]:

@@ -40,7 +40,7 @@ from merlib.evaluation.protocol import evaluate_loso
 from merlib.evaluation.splits import loso_folds
 from merlib.parallel import keep_local_clusters
 from merlib.studies import amplitude as amp
-from merlib.training.data import prepare_crop_sets
+from merlib.training.crops import prepare_crop_sets
 from merlib.training.difference import DIFFERENCE_GAIN, difference_crops
 
 SIZE = 64

@@ -98,7 +98,7 @@ def _crops(data_root: str | None):
     """(check crops, calibration crops) uint8 (N, S, S) of the composite, split by subject;
     None where no data root is found."""
     from merlib.paths import resolve_data_root
-    from merlib.training.data import prepare_crop_sets
+    from merlib.training.crops import prepare_crop_sets
 
     try:
         root = resolve_data_root(data_root)

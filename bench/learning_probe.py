@@ -6,9 +6,9 @@ network variants beside simple references, on the same folds.
     .venv/bin/python bench/learning_probe.py --data build/probe/amp5 --variants "smoke;smoke,epochs=12"
     .venv/bin/python bench/learning_probe.py --data data/synthme --no-eye-mask
 
-``--data synthetic`` is :func:`merlib.training.data.synthetic_crop_set` (a known, linear
+``--data synthetic`` is :func:`merlib.training.crops.synthetic_crop_set` (a known, linear
 cue per class); a folder is a SynthME (or real) data root whose composite is
-pre-processed through the crop cache (:func:`merlib.training.data.prepare_crop_sets`;
+pre-processed through the crop cache (:func:`merlib.training.crops.prepare_crop_sets`;
 ``--no-eye-mask`` aligns without the eye mask into ``build/probe/faces-nomask``).
 
 Folds: leave-one-subject-out (:func:`merlib.evaluation.splits.loso_folds`), or with
@@ -49,7 +49,8 @@ from merlib.config import FinetuneConfig, Profile, parse_overrides
 from merlib.data.schema import LABELS
 from merlib.evaluation.metrics import uar_score, uf1_score
 from merlib.evaluation.splits import loso_folds
-from merlib.training.data import CropDataset, CropSet, resize_crops, synthetic_crop_set
+from merlib.training.batches import CropDataset, resize_crops
+from merlib.training.crops import CropSet, synthetic_crop_set
 
 DEFAULT_VARIANTS = ("smoke;smoke,l2=0;smoke,drop_rate=0;smoke,perturb_p=0;smoke,epochs=12;"
                     "smoke,epochs=12,l2=0;smoke,epochs=12,lr=0.003")
@@ -68,14 +69,14 @@ def load_crops(data: str, *, size: int, no_eye_mask: bool, subjects: int, per_su
                signal: float) -> CropSet:
     if data == "synthetic":
         return synthetic_crop_set(subjects, per_subject, size, signal=signal)
-    from merlib.training.data import prepare_crop_sets
+    from merlib.training.crops import prepare_crop_sets
 
     if not no_eye_mask:
         return prepare_crop_sets(data, sets=["composite"], allow_missing=True, workers=1)["composite"]
     from merlib.faces.config import AlignConfig
     from merlib.faces.run import build_jobs, preprocess, write_outputs
     from merlib.reporting.provenance import Provenance
-    from merlib.training.data import load_crop_set
+    from merlib.training.crops import load_crop_set
 
     prov = Provenance.for_data(data)
     store = Path("build/probe/faces-nomask") / prov.data_fingerprint

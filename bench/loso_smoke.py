@@ -5,7 +5,7 @@ extraction, SVM).
     .venv/bin/python bench/loso_smoke.py [--subjects 6] [--per-subject 10] [--size 64]
                                          [--workers 1] [--out bench-out/loso_smoke.csv]
 
-The crop set is :func:`merlib.training.data.synthetic_crop_set` (60 crops, 6 subjects,
+The crop set is :func:`merlib.training.crops.synthetic_crop_set` (60 crops, 6 subjects,
 64 x 64 by default); the macro set for transfer is a larger synthetic one (8 subjects x
 24). The smoke profile: MobileViT-XXS at 64 px, 3 epochs, two grid points, two inner
 folds. ``--workers 1`` runs everything in this process; more starts a local Dask cluster
@@ -22,7 +22,7 @@ import pandas as pd
 
 from merlib.config import Profile
 from merlib.evaluation.protocol import evaluate_loso
-from merlib.training.data import synthetic_crop_set
+from merlib.training.crops import synthetic_crop_set
 from merlib.training.transfer import train_macro
 
 

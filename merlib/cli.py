@@ -24,7 +24,7 @@ from merlib.data.schema import DATASETS
 from merlib.parallel import available_cores
 
 if TYPE_CHECKING:
-    from merlib.training.data import CropSet
+    from merlib.training.crops import CropSet
 
 #: Seeds reach numpy, torch and Python's ``random``; numpy's legacy seeding takes 0..2**32-1.
 SEED_MAX = 2**32 - 1
@@ -138,7 +138,7 @@ def _cap_workers(args: argparse.Namespace) -> int | None:
 
 
 def _load_crops(path: Path, set_name: str | None) -> CropSet:
-    """:func:`~merlib.training.data.load_crop_set`, with the decoders' own errors (a
+    """:func:`~merlib.training.crops.load_crop_set`, with the decoders' own errors (a
     garbage or cut-short ``.npz``, a broken crop store) turned into one line naming the file."""
     import zipfile
     import zlib

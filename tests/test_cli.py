@@ -58,7 +58,7 @@ def test_evaluate_resumes_by_default_and_no_resume_recomputes(monkeypatch, tmp_p
     """`merlib evaluate` passes resume=True unless --no-resume is given."""
     import merlib.evaluation as evaluation
     import merlib.cli as cli
-    from merlib.training.data import save_crop_set, synthetic_crop_set
+    from merlib.training.crops import save_crop_set, synthetic_crop_set
 
     npz = save_crop_set(synthetic_crop_set(3, 3, size=32), tmp_path / "crops")
     seen = []

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from merlib.config import FinetuneConfig, TrainConfig
-from merlib.training.data import CropSet, synthetic_crop_set
+from merlib.training.crops import CropSet, synthetic_crop_set
 
 NET = dict(arch="mobilevit_xxs", image_size=64, batch_size=8, num_threads=1)
 

@@ -22,7 +22,8 @@ from merlib.errors import ConfigError
 from merlib.evaluation.splits import check_disjoint
 from merlib.models.backbone import input_normalisation
 from merlib.models.features import early_width
-from merlib.training.data import CropDataset, CropSet
+from merlib.training.batches import CropDataset
+from merlib.training.crops import CropSet
 from merlib.training.engine import derive_seed, predict, resolve_device
 from merlib.training.finetune import finetune
 from merlib.training.svm import fit_svm

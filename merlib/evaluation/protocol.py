@@ -54,7 +54,7 @@ from merlib.evaluation.runner import TaskStore, atomic_write, run_tasks, task_ru
 from merlib.evaluation.search import FIXED_LABEL, SearchResult, open_task_store, run_search, write_search
 from merlib.evaluation.splits import loso_folds
 from merlib.reporting.provenance import Provenance, code_version
-from merlib.training.data import CropSet
+from merlib.training.crops import CropSet
 from merlib.training.transfer import TransferResult, load_transfer
 
 
@@ -168,7 +168,7 @@ def evaluate_loso(crops: CropSet, cfg: FinetuneConfig = FinetuneConfig(),
     Examples
     --------
     >>> from merlib.config import Profile
-    >>> from merlib.training.data import synthetic_crop_set
+    >>> from merlib.training.crops import synthetic_crop_set
     >>> res = evaluate_loso(synthetic_crop_set(4, 6), Profile.smoke().micro, n_workers=1)  # doctest: +SKIP
     >>> res.score("uf1")  # doctest: +SKIP
     """

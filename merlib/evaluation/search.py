@@ -35,7 +35,7 @@ from merlib.evaluation.runner import (STORE_FORMAT, Runner, TaskStore, atomic_wr
                                       task_runner)
 from merlib.evaluation.splits import Fold, inner_folds, loso_folds
 from merlib.reporting.provenance import code_version
-from merlib.training.data import CropSet
+from merlib.training.crops import CropSet
 from merlib.training.engine import derive_seed
 
 #: Sub-folder of an output folder that holds one file set per finished task.
@@ -201,7 +201,7 @@ def grid_search(crops: CropSet, cfg: FinetuneConfig, search: SearchConfig, *,
     Examples
     --------
     >>> from merlib.config import Profile
-    >>> from merlib.training.data import synthetic_crop_set
+    >>> from merlib.training.crops import synthetic_crop_set
     >>> p = Profile.smoke()
     >>> res = grid_search(synthetic_crop_set(4, 6), p.micro, p.search, n_workers=1)  # doctest: +SKIP
     >>> res.chosen[["fold", "grid_index"]]  # doctest: +SKIP

@@ -2,7 +2,7 @@
 
 All splitters are scikit-learn's (:class:`~sklearn.model_selection.LeaveOneGroupOut`,
 :class:`~sklearn.model_selection.GroupKFold`, :class:`~sklearn.model_selection.GroupShuffleSplit`)
-over subject keys ``dataset/subject`` (:attr:`merlib.training.data.CropSet.groups`). Inner
+over subject keys ``dataset/subject`` (:attr:`merlib.training.crops.CropSet.groups`). Inner
 folds are built from an outer fold's *training* indices only, so no inner model ever
 sees the outer test subject.
 """

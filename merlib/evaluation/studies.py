@@ -393,7 +393,7 @@ def run_study(study: Study | str, crops: dict[str, Any] | Any, profile: Profile,
     study : Study or str
         A :data:`STUDIES` name (``"no_l2@fixed"`` for the fixed-settings version).
     crops : dict of CropSet, or CropSet
-        ``{"composite": ..., "macro": ...}`` as :func:`~merlib.training.data.prepare_crop_sets`
+        ``{"composite": ..., "macro": ...}`` as :func:`~merlib.training.crops.prepare_crop_sets`
         returns (``macro`` is needed when the study transfers), or the composite alone for
         a study without transfer.
     profile : Profile
@@ -490,7 +490,7 @@ def inner_split_curves(crops: Any, cfg: FinetuneConfig, *, transfer_state: dict 
 
     from merlib.evaluation.metrics import scores
     from merlib.evaluation.splits import holdout_subjects
-    from merlib.training.data import CropDataset
+    from merlib.training.batches import CropDataset
     from merlib.training.engine import predict, recalibrate_batchnorm
     from merlib.training.finetune import finetune
 

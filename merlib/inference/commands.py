@@ -13,7 +13,7 @@ from pathlib import Path
 def _cmd_fit(args: argparse.Namespace) -> int:
     from merlib.config import get_profile
     from merlib.inference.predict import fit_model
-    from merlib.training.data import load_crop_set
+    from merlib.training.crops import load_crop_set
 
     profile = get_profile(args.profile, args.device)
     changes = {k: v for k, v in (("seed", args.seed), ("num_threads", args.threads), ("epochs", args.epochs),
@@ -32,7 +32,7 @@ def _cmd_fit(args: argparse.Namespace) -> int:
 def _cmd_export(args: argparse.Namespace) -> int:
     from merlib.inference.bundle import export_bundle, load_bundle
     from merlib.inference.predict import prepare_images
-    from merlib.training.data import load_crop_set
+    from merlib.training.crops import load_crop_set
 
     check = calib = None
     if args.crops is not None:

@@ -18,7 +18,7 @@ The measurement behind ``bench/inference.py`` and the timing chapter (Table 4):
 - agreement with eager fp32 on check crops, run one at a time through the same path that
   is timed: the largest logit difference and the fraction of equal argmax decisions.
   Held-out crops of a trained model give the figure that matters; the default, 16 toy
-  face-like crops (:func:`merlib.training.data.synthetic_crop_set`) on random weights,
+  face-like crops (:func:`merlib.training.crops.synthetic_crop_set`) on random weights,
   whose logits lie close together, only shows that a graph is not broken.
 
 Runtimes (:data:`RUNTIMES`): ``eager`` (timm, fp32, ``torch.no_grad``; always measured),
@@ -126,7 +126,7 @@ class LatencyRow:
 
 def check_images(n: int, size: int, seed: int, mean: float, std: float) -> np.ndarray:
     """``n`` toy face-like crops (N, 1, size, size) float32, normalised with ``mean``/``std``."""
-    from merlib.training.data import synthetic_crop_set
+    from merlib.training.crops import synthetic_crop_set
 
     crops = synthetic_crop_set(max(1, n // 3 + 1), 3, size, seed=seed).X[:n]
     return ((crops[:, None].astype(np.float32) / 255.0 - mean) / std).astype(np.float32)

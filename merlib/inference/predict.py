@@ -53,7 +53,8 @@ from merlib.inference.spotting import Interval, MotionCropper, SpotConfig, spot
 from merlib.inference.svm import svm_to_arrays
 from merlib.inference.video import (IMAGE_SUFFIXES, FaceTracker, FolderSource, draw_annotation, grey_of,
                                     open_source)
-from merlib.training.data import CropSet, resize_crops
+from merlib.training.batches import resize_crops
+from merlib.training.crops import CropSet
 
 #: ``auto``: the runtime that serves the chosen precision (OpenVINO for bf16, else
 #: onnxruntime; :meth:`~merlib.inference.bundle.Bundle.open`).
@@ -98,7 +99,7 @@ def fit_model(crops: CropSet, cfg: FinetuneConfig, out_dir: str | os.PathLike, *
     """
     from merlib.evaluation.fold import resolve_transfer
     from merlib.models.backbone import input_normalisation
-    from merlib.training.data import CropDataset
+    from merlib.training.batches import CropDataset
     from merlib.training.engine import predict, resolve_device
     from merlib.training.finetune import finetune
     from merlib.training.svm import fit_svm
@@ -133,7 +134,7 @@ def fit_model(crops: CropSet, cfg: FinetuneConfig, out_dir: str | os.PathLike, *
 
 def prepare_images(crops: np.ndarray, size: int, mean: float, std: float) -> np.ndarray:
     """Aligned crops uint8 (N, S, S) -> network input float32 (N, 1, size, size), resized
-    and normalised exactly as training's :class:`~merlib.training.data.CropDataset`."""
+    and normalised exactly as training's :class:`~merlib.training.batches.CropDataset`."""
     x = resize_crops(np.asarray(crops, np.uint8), size).numpy().astype(np.float32) / 255.0
     return ((x - mean) / std).astype(np.float32)
 

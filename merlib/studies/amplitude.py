@@ -385,7 +385,7 @@ def landmark_jitter(root: str | os.PathLike, crops_meta: pd.DataFrame, *, n_clip
     root : path
         A SynthME root.
     crops_meta : DataFrame
-        ``meta`` of the composite :class:`~merlib.training.data.CropSet` (its
+        ``meta`` of the composite :class:`~merlib.training.crops.CropSet` (its
         ``frame_path`` gives each clip's folder, ``part`` the frame-name pattern).
     n_clips : int or None
         Clips drawn (seeded) from the crops with a known onset and offset; None: all.

@@ -254,7 +254,7 @@ def run_fold(crops: Any, fold: Any, cfg: FinetuneConfig, data_root: str | os.Pat
     from merlib.faces.config import AlignConfig
     from merlib.faces.pipeline import read_grey
     from merlib.models.backbone import input_normalisation
-    from merlib.training.data import CropDataset
+    from merlib.training.batches import CropDataset
     from merlib.training.engine import predict, resolve_device
     from merlib.training.finetune import finetune
     from merlib.training.svm import fit_svm
@@ -263,7 +263,7 @@ def run_fold(crops: Any, fold: Any, cfg: FinetuneConfig, data_root: str | os.Pat
         raise ConfigError(f"input: expected one of {INPUTS}, got {input!r}")
     if "frame_path" not in crops.meta.columns:
         raise DataLayoutError(f"{crops.source}: crops meta has no frame_path column; load the crops "
-                              "with merlib.training.data.prepare_crop_sets")
+                              "with merlib.training.crops.prepare_crop_sets")
     check_disjoint(crops.groups, fold.train_idx, fold.test_idx)
     seed = _fold_seed(cfg, fold.index)
     train = crops.subset(fold.train_idx)

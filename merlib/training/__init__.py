@@ -1,5 +1,5 @@
 """Macro transfer learning, micro fine-tuning, the SVM, and the data they train on."""
-from merlib.training.data import CropSet, load_crop_set, save_crop_set, synthetic_crop_set
+from merlib.training.crops import CropSet, load_crop_set, save_crop_set, synthetic_crop_set
 from merlib.training.finetune import finetune
 from merlib.training.svm import fit_svm
 from merlib.training.transfer import TransferResult, load_transfer, train_macro

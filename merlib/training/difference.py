@@ -38,7 +38,7 @@ import pandas as pd
 from merlib.errors import ConfigError
 from merlib.faces.clips import ClipConfig, composite_clips
 from merlib.faces.config import AlignConfig
-from merlib.training.data import CropSet
+from merlib.training.crops import CropSet
 
 #: Default gain of :func:`difference_image`.
 DIFFERENCE_GAIN = 4.0

@@ -26,7 +26,8 @@ from merlib.errors import ConfigError
 from merlib.faces.balance import balance_training_set
 from merlib.models.backbone import input_normalisation, l2_parameters
 from merlib.models.features import embed
-from merlib.training.data import CropDataset, CropSet, PixelPerturbation, eval_loader, train_loader
+from merlib.training.batches import CropDataset, PixelPerturbation, eval_loader, train_loader
+from merlib.training.crops import CropSet
 
 #: Largest shift of class balancing, fraction of the crop side (the paper's "small":
 #: 10 px at its 256 px).

@@ -27,7 +27,8 @@ from torch import nn
 from merlib.config import FinetuneConfig
 from merlib.models.backbone import (conv_stages, conv_state_keys, create_backbone, load_feature_extractor,
                                     load_weights)
-from merlib.training.data import CropDataset, CropSet
+from merlib.training.batches import CropDataset
+from merlib.training.crops import CropSet
 from merlib.training.engine import (make_datasets, make_optimizer, recalibrate_batchnorm, resolve_device,
                                     seed_everything, train_epoch)
 

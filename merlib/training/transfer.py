@@ -60,7 +60,8 @@ from merlib.evaluation.splits import holdout_subjects
 from merlib.models.backbone import (conv_state_keys, create_backbone, feature_extractor_state,
                                     input_normalisation)
 from merlib.reporting.provenance import Provenance, code_version
-from merlib.training.data import CropDataset, CropSet
+from merlib.training.batches import CropDataset
+from merlib.training.crops import CropSet
 from merlib.training.engine import (eval_loss, make_datasets, make_optimizer, predict, recalibrate_batchnorm,
                                     resolve_device, seed_everything, train_epoch)
 

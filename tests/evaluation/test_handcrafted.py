@@ -10,7 +10,7 @@ from merlib.errors import ConfigError
 from merlib.evaluation import handcrafted as hc
 from merlib.evaluation.bootstrap import bootstrap_table
 from merlib.evaluation.splits import loso_folds
-from merlib.training.data import synthetic_crop_set
+from merlib.training.crops import synthetic_crop_set
 
 
 @pytest.fixture(scope="module")
@@ -202,7 +202,7 @@ def test_clip_references_through_the_cache(synth_root, tmp_path, monkeypatch):
     """LBP-TOP and HOOF references on a crop set of the tiny root, computed once."""
     from merlib.data.composite import megc2019_composite
     from merlib.faces import clips as clips_mod
-    from merlib.training.data import CropSet
+    from merlib.training.crops import CropSet
 
     table = megc2019_composite(synth_root, allow_missing=True).table
     table = table[table["label"].notna()].reset_index(drop=True)

@@ -21,7 +21,7 @@ from merlib.evaluation import protocol, search
 from merlib.evaluation.fold import resolve_transfer
 from merlib.evaluation.protocol import evaluate_loso
 from merlib.models.backbone import create_backbone, feature_extractor_state
-from merlib.training.data import CropSet, synthetic_crop_set
+from merlib.training.crops import CropSet, synthetic_crop_set
 from merlib.training.transfer import EXTRACTOR_FILE, TransferResult
 from tests.toy import tiny_crops, tiny_finetune_cfg
 
@@ -37,7 +37,7 @@ import sys
 from merlib.config import Profile
 from merlib.evaluation import search
 from merlib.evaluation.protocol import evaluate_loso
-from merlib.training.data import synthetic_crop_set
+from merlib.training.crops import synthetic_crop_set
 
 search.compute_code_digest = lambda: {CODE!r}
 

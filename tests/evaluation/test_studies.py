@@ -10,7 +10,7 @@ import pytest
 from merlib.config import FinetuneConfig, Profile, SearchConfig, TrainConfig
 from merlib.errors import ConfigError, DataLayoutError
 from merlib.evaluation import studies as S
-from merlib.training.data import synthetic_crop_set
+from merlib.training.crops import synthetic_crop_set
 
 
 @pytest.fixture(scope="module")

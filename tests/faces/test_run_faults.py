@@ -75,7 +75,7 @@ def test_a_flagged_apex_is_in_the_manifest_the_report_and_the_crop_set(casme_onl
     assert rep.loc[f"casme2/{t.loc[row, 'subject']}/{sample}", ["status", "flags"]].tolist() == ["ok", flags]
     paths = write_outputs(res, tmp_path)
     assert flags in paths["report"].read_text() and flags in paths["manifest"].read_text()
-    from merlib.training.data import load_crop_set  # importing merlib.training is slow
+    from merlib.training.crops import load_crop_set  # importing merlib.training is slow
 
     crops = load_crop_set(tmp_path, set="composite")
     assert crops.meta.set_index("sample").loc[sample, "flags"] == flags

@@ -29,7 +29,7 @@ CLIP_FPS = 60.0
 def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A model folder: MobileViT-XXS at 64 px, one epoch on a toy crop set, SVM."""
     from merlib.inference.predict import fit_model
-    from merlib.training.data import synthetic_crop_set
+    from merlib.training.crops import synthetic_crop_set
 
     out = tmp_path_factory.mktemp("model") / "model"
     crops = synthetic_crop_set(4, 6, 64)

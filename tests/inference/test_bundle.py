@@ -39,7 +39,7 @@ def test_constant_classifier() -> None:
 
 def test_bundle_round_trip(model_dir: Path, bundle_dir: Path) -> None:
     from merlib.inference.predict import Predictor
-    from merlib.training.data import synthetic_crop_set
+    from merlib.training.crops import synthetic_crop_set
 
     meta = json.loads((bundle_dir / "bundle.json").read_text())
     assert meta["format"] == "merlib-bundle" and meta["arch"] == "mobilevit_xxs" and meta["image_size"] == 64
@@ -83,7 +83,7 @@ def test_early_grid_model_round_trip(tmp_path: Path) -> None:
     from merlib.config import Profile
     from merlib.inference.bundle import export_bundle, load_bundle
     from merlib.inference.predict import Predictor, fit_model
-    from merlib.training.data import synthetic_crop_set
+    from merlib.training.crops import synthetic_crop_set
 
     cfg = Profile.smoke().micro.replace(epochs=1, svm_kernels=("linear",), svm_early_grid=2)
     fit_model(synthetic_crop_set(4, 6, 64), cfg, tmp_path / "model", seed=0)

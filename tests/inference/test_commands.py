@@ -14,7 +14,7 @@ from merlib.data.schema import LABELS
 from merlib.inference.commands import add_parsers
 from merlib.inference.export import MIN_AGREEMENT
 from merlib.inference.runtime import bf16_supported
-from merlib.training.data import save_crop_set, synthetic_crop_set
+from merlib.training.crops import save_crop_set, synthetic_crop_set
 
 
 def _run(*argv: str) -> int:

@@ -29,7 +29,7 @@ HELD_OUT = ("samm", "019", "019_4_1")
 @pytest.fixture(scope="module")
 def fold(synth_root: Path, tmp_path_factory: pytest.TempPathFactory):
     from merlib.evaluation.fold import fit_predict
-    from merlib.training.data import prepare_crop_sets
+    from merlib.training.crops import prepare_crop_sets
 
     with warnings.catch_warnings():
         # A SynthME root without its composite list says which samples it expects.

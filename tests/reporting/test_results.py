@@ -13,7 +13,7 @@ from merlib.evaluation.metrics import metrics_table
 from merlib.evaluation.splits import loso_folds
 from merlib.reporting.results import (differences_wide, format_number, format_table, intervals_wide, styled,
                                       with_references)
-from merlib.training.data import synthetic_crop_set
+from merlib.training.crops import synthetic_crop_set
 
 
 @pytest.fixture(scope="module")

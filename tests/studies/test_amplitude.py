@@ -96,7 +96,7 @@ def test_threshold_is_nan_when_nothing_beats_the_majority():
 
 
 def test_landmark_jitter_on_the_tiny_root(synth_root):
-    from merlib.training.data import prepare_crop_sets
+    from merlib.training.crops import prepare_crop_sets
 
     crops = prepare_crop_sets(synth_root, sets=["composite"], allow_missing=True, workers=1)["composite"]
     j = amp.landmark_jitter(synth_root, crops.meta, n_clips=3, frames=4)

@@ -12,7 +12,7 @@ from merlib.studies import robustness as rob
 
 @pytest.fixture(scope="module")
 def tiny_crops(synth_root):
-    from merlib.training.data import prepare_crop_sets
+    from merlib.training.crops import prepare_crop_sets
 
     return prepare_crop_sets(synth_root, sets=["composite"], allow_missing=True, workers=1)["composite"]
 

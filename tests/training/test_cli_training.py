@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from merlib.cli import main
-from merlib.training.data import save_crop_set
+from merlib.training.crops import save_crop_set
 from tests.toy import tiny_crops
 
 

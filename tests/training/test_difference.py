@@ -32,7 +32,7 @@ def test_shapes_must_match():
 def test_difference_crops_of_the_tiny_root(synth_root, tmp_path):
     from merlib.data.composite import megc2019_composite
     from merlib.faces.clips import ClipConfig, load_clips
-    from merlib.training.data import CropSet
+    from merlib.training.crops import CropSet
 
     table = megc2019_composite(synth_root, allow_missing=True).table
     table = table[table["label"].notna()].reset_index(drop=True).head(6)

@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from merlib.models.backbone import conv_state_keys, create_backbone, feature_extractor_state
-from merlib.training.data import CropDataset, synthetic_crop_set
+from merlib.training.batches import CropDataset
+from merlib.training.crops import synthetic_crop_set
 from merlib.training.engine import predict
 from merlib.training.finetune import finetune, unfreeze_epochs
 from tests.toy import tiny_crops, tiny_finetune_cfg

@@ -195,7 +195,7 @@ def test_validation_uses_batchnorm_statistics_of_the_current_weights(tmp_path):
     """Stale BatchNorm running averages put eval-mode validation near chance early on
     (0.33 at epochs 1-2 and best 0.625 here before recalibration, 0.79 after)."""
     from merlib.config import Profile
-    from merlib.training.data import synthetic_crop_set
+    from merlib.training.crops import synthetic_crop_set
 
     crops = synthetic_crop_set(10, 12, size=64, seed=1)
     cfg = Profile.smoke().macro.replace(epochs=3, batch_size=8, num_threads=1, lr=0.01)
@@ -204,7 +204,7 @@ def test_validation_uses_batchnorm_statistics_of_the_current_weights(tmp_path):
     # The saved best epoch carries those statistics: reloaded, it scores what was recorded.
     from merlib.evaluation.splits import holdout_subjects
     from merlib.models.backbone import input_normalisation
-    from merlib.training.data import CropDataset
+    from merlib.training.batches import CropDataset
     from merlib.training.engine import predict
 
     _, val_idx = holdout_subjects(crops.groups, cfg.val_fraction, seed=cfg.seed)
