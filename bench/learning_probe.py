@@ -75,7 +75,7 @@ def load_crops(data: str, *, size: int, no_eye_mask: bool, subjects: int, per_su
         return prepare_crop_sets(data, sets=["composite"], allow_missing=True, workers=1)["composite"]
     from merlib.faces.config import AlignConfig
     from merlib.faces.run import build_jobs, preprocess, write_outputs
-    from merlib.reporting.provenance import Provenance
+    from merlib.provenance import Provenance
     from merlib.training.crops import load_crop_set
 
     prov = Provenance.for_data(data)

@@ -237,7 +237,7 @@ def _set_list(text: str) -> list[str]:
 def _cmd_preprocess(args: argparse.Namespace) -> int:
     from merlib.faces.config import AlignConfig
     from merlib.faces.run import build_jobs, preprocess, summary, write_outputs
-    from merlib.reporting.provenance import Provenance
+    from merlib.provenance import Provenance
 
     cfg = AlignConfig(crop_size=args.crop_size, rotate=not args.no_rotate,
                       mask_eyes=not args.no_mask, mask_dilation=args.mask_dilation,

@@ -211,6 +211,8 @@ def shutdown(client: Any, cluster: Any) -> None:
 
 def close_kept_clusters() -> None:
     """Close every kept cluster (:func:`shutdown`)."""
+    if not _KEPT:
+        return  # importing dask at interpreter exit fails ("can't register atexit after shutdown")
     from dask.distributed import Client
 
     while _KEPT:

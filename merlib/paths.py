@@ -76,7 +76,7 @@ def results_dir(data_root: str | os.PathLike, *names: str, fingerprint: str | No
 
     Pass ``fingerprint`` when it is known already: computing it walks the whole data tree.
     """
-    from merlib.reporting.provenance import data_fingerprint
+    from merlib.provenance import data_fingerprint
 
     return work_dir().joinpath("results", fingerprint or data_fingerprint(data_root), *names)
 

@@ -53,7 +53,7 @@ from merlib.evaluation.metrics import metrics_table
 from merlib.evaluation.runner import TaskStore, atomic_write, run_tasks, task_runner
 from merlib.evaluation.search import FIXED_LABEL, SearchResult, open_task_store, run_search, write_search
 from merlib.evaluation.splits import loso_folds
-from merlib.reporting.provenance import Provenance, code_version
+from merlib.provenance import Provenance, code_version
 from merlib.training.crops import CropSet
 from merlib.training.transfer import TransferResult, load_transfer
 

@@ -34,7 +34,7 @@ from merlib.evaluation.metrics import scores
 from merlib.evaluation.runner import (STORE_FORMAT, Runner, TaskStore, atomic_write, run_tasks,
                                       task_runner)
 from merlib.evaluation.splits import Fold, inner_folds, loso_folds
-from merlib.reporting.provenance import code_version
+from merlib.provenance import code_version
 from merlib.training.crops import CropSet
 from merlib.training.engine import derive_seed
 

@@ -139,6 +139,6 @@ def default_store_dir(data_root: str | os.PathLike, fingerprint: str | None = No
     when it is known already: computing it walks the whole data tree.
     """
     from merlib.paths import work_dir
-    from merlib.reporting.provenance import data_fingerprint
+    from merlib.provenance import data_fingerprint
 
     return work_dir() / "faces" / (fingerprint or data_fingerprint(data_root))

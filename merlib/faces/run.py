@@ -40,7 +40,7 @@ from merlib.faces.pipeline import crop_entry, process_batch
 # Under the old name: tests narrow the cores seen by this module alone.
 from merlib.parallel import available_cores as _available_cpus
 from merlib.parallel import local_cluster, shutdown
-from merlib.reporting.provenance import Provenance
+from merlib.provenance import Provenance
 
 SETS: tuple[str, ...] = ("composite", "macro")
 #: Datasets whose image folder is not one clip (neighbouring files are other people).

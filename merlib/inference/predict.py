@@ -123,7 +123,7 @@ def fit_model(crops: CropSet, cfg: FinetuneConfig, out_dir: str | os.PathLike, *
                 "train_acc": float(result.curves["train_acc"].iloc[-1]),
                 "transfer": None if transfer is None else str(getattr(transfer, "out_dir", transfer))
                 if not isinstance(transfer, dict) else "tensors", "seconds": time.perf_counter() - t0}
-    from merlib.reporting.provenance import code_version
+    from merlib.provenance import code_version
 
     meta = {"arch": cfg.arch, "image_size": cfg.image_size, "mean": mean, "std": std,
             "align": _align_settings(crops), "classifier": cfg.classifier, "finetune": cfg.as_dict(),

@@ -1,4 +1,4 @@
 """Tables, figures and the provenance stamp every figure and table carries."""
-from merlib.reporting.provenance import Provenance, code_version, data_fingerprint, is_simulated
+from merlib.provenance import Provenance, code_version, data_fingerprint, is_simulated
 
 __all__ = ["Provenance", "code_version", "data_fingerprint", "is_simulated"]

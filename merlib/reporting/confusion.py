@@ -17,7 +17,7 @@ from sklearn.metrics import classification_report, confusion_matrix
 from merlib.data.schema import LABELS
 from merlib.errors import ConfigError
 from merlib.evaluation.metrics import PARTS
-from merlib.reporting.provenance import Provenance
+from merlib.provenance import Provenance
 
 
 def _rows(predictions: pd.DataFrame, column: str, part: str) -> pd.DataFrame:

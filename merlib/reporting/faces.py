@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from merlib.faces.cache import FaceStore
-from merlib.reporting.provenance import Provenance
+from merlib.provenance import Provenance
 
 #: Figure 2's panel letters and the paper's captions.
 FIGURE2_PANELS: dict[str, str] = {

@@ -11,7 +11,7 @@ import pandas as pd
 from merlib.data.frames import list_frames
 from merlib.data.schema import LABELS
 from merlib.errors import DataLayoutError
-from merlib.reporting.provenance import Provenance
+from merlib.provenance import Provenance
 
 #: Every owners' layout ends a frame's file name with its number: img46.jpg,
 #: 006_05562.jpg, image000001.bmp, S005_001_00000011.png, 000.jpeg, img_0000.jpg.

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pandas as pd
 
 from merlib.data.schema import LABELS
-from merlib.reporting.provenance import Provenance
+from merlib.provenance import Provenance
 
 #: Column shown for samples whose emotion is outside the three classes.
 UNLABELLED = "(no label)"

@@ -5,7 +5,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 from matplotlib.ticker import MaxNLocator
 
-from merlib.reporting.provenance import Provenance
+from merlib.provenance import Provenance
 
 
 def learning_curves(curves: pd.DataFrame, best_epoch: int, provenance: Provenance, *,

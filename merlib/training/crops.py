@@ -30,7 +30,7 @@ from merlib.data.schema import LABELS
 from merlib.errors import ConfigError, DataLayoutError
 
 if TYPE_CHECKING:
-    from merlib.reporting.provenance import Provenance
+    from merlib.provenance import Provenance
 
 #: Columns a crop set's ``meta`` must have.
 META_COLUMNS: tuple[str, ...] = ("dataset", "subject", "sample", "label")
@@ -49,7 +49,7 @@ class CropSet:
         Where it was read from (for records).
     data_kind : str, default="unspecified"
         "SIMULATED (SynthME ...)" or "real" when known, as in
-        :class:`~merlib.reporting.provenance.Provenance`.
+        :class:`~merlib.provenance.Provenance`.
     """
 
     X: np.ndarray
@@ -232,7 +232,7 @@ def prepare_crop_sets(data_root: str | os.PathLike, store_dir: str | os.PathLike
     """
     from merlib.faces.cache import default_store_dir
     from merlib.faces.run import build_jobs, preprocess, write_outputs
-    from merlib.reporting.provenance import Provenance
+    from merlib.provenance import Provenance
 
     prov = provenance if provenance is not None else Provenance.for_data(data_root, seed=seed)
     store = Path(store_dir) if store_dir is not None else default_store_dir(data_root, prov.data_fingerprint)

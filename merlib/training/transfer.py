@@ -59,7 +59,7 @@ from merlib.evaluation.metrics import scores
 from merlib.evaluation.splits import holdout_subjects
 from merlib.models.backbone import (conv_state_keys, create_backbone, feature_extractor_state,
                                     input_normalisation)
-from merlib.reporting.provenance import Provenance, code_version
+from merlib.provenance import Provenance, code_version
 from merlib.training.batches import CropDataset
 from merlib.training.crops import CropSet
 from merlib.training.engine import (eval_loss, make_datasets, make_optimizer, predict, recalibrate_batchnorm,

@@ -14,7 +14,7 @@ from merlib.faces.pipeline import figure2_stages
 from merlib.faces.run import JOB_COLUMNS, load_crops, preprocess
 from merlib.faces.timing import STEPS, replicate_frames, step_timings
 from merlib.reporting.faces import augmentation_strip, figure2, qc_gallery
-from merlib.reporting.provenance import Provenance
+from merlib.provenance import Provenance
 from tests.faces.conftest import face_frame, write
 
 

@@ -12,7 +12,7 @@ import pytest
 from merlib.errors import ConfigError
 from merlib.reporting.confusion import (class_report, class_reports, confusion_figure, parts_of,
                                         pooled_confusion)
-from merlib.reporting.provenance import Provenance
+from merlib.provenance import Provenance
 
 
 @pytest.fixture()

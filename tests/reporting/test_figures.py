@@ -9,7 +9,7 @@ import matplotlib.pyplot as plt
 from merlib.data.index import index_datasets
 from merlib.data.layouts import ClipRecord, frame_path, write_annotations
 from merlib.reporting.figures import apex_montage, onset_apex, pick_examples
-from merlib.reporting.provenance import Provenance
+from merlib.provenance import Provenance
 
 
 def _clip(root, dataset, rec, values):

@@ -96,7 +96,7 @@ def test_numbers_for_reading():
 
 
 def test_styled_carries_the_simulated_label(run):
-    from merlib.reporting.provenance import Provenance
+    from merlib.provenance import Provenance
 
     prov = Provenance("SIMULATED (SynthME, seed 0)", "abc", "v0", {})
     html = styled(pd.DataFrame({"lr": [0.0003]}), prov, "Chosen settings").to_html()

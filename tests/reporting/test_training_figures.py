@@ -5,7 +5,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 import pytest
 
-from merlib.reporting.provenance import Provenance
+from merlib.provenance import Provenance
 from merlib.reporting.training import learning_curves, metrics_wide
 
 

@@ -6,7 +6,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import pytest
 
-from merlib.reporting.provenance import Provenance, code_version, data_fingerprint, is_simulated
+from merlib.provenance import Provenance, code_version, data_fingerprint, is_simulated
 
 
 def _tree(root, files):
