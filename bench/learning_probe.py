@@ -141,8 +141,10 @@ def network_row(crops: CropSet, folds, name: str, cfg: FinetuneConfig, seed: int
         result = finetune(train, cfg, seed=fold_seed)
         mean, std = input_normalisation(result.model)
         view = dict(image_size=cfg.image_size, mean=mean, std=std)
-        f_train, p_train = predict(result.model, CropDataset(train.X, train.y, **view), cfg.device)
-        f_test, p_test = predict(result.model, CropDataset(test.X, test.y, **view), cfg.device)
+        f_train, p_train = predict(result.model, CropDataset(train.X, train.y, **view), cfg.device,
+                                   early_grid=cfg.svm_early_grid)
+        f_test, p_test = predict(result.model, CropDataset(test.X, test.y, **view), cfg.device,
+                                   early_grid=cfg.svm_early_grid)
         svm, _ = fit_svm(f_train, train.y, train.groups, Cs=cfg.svm_C, kernels=cfg.svm_kernels,
                          inner_splits=cfg.svm_inner_splits, class_weight=cfg.svm_class_weight, seed=fold_seed)
         pred_svm[te], pred_soft[te] = svm.predict(f_test), p_test.argmax(1)

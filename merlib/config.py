@@ -251,7 +251,8 @@ class FinetuneConfig(NetworkConfig):
     svm_early_grid : int, default=0
         0 (the paper's): the SVM reads the pooled pre-logits vector. g > 0 (beyond the
         paper): the stride-4 feature map average-pooled on a g x g grid is put in front of
-        that vector (:class:`merlib.models.features.LogitsAndFeatures`); not for ViTs.
+        that vector (:class:`merlib.models.features.LogitsAndFeatures`); g must divide
+        ``image_size / 4``; not for ViTs.
     """
 
     optimizer: str = "adam"
@@ -290,6 +291,8 @@ class FinetuneConfig(NetworkConfig):
             ("svm_early_grid", grid_ok, "an int >= 0"),
             ("svm_early_grid", not (grid_ok and self.svm_early_grid and BACKBONES[self.arch].sized),
              f"0 for {self.arch!r} (a ViT has no stride-4 feature map)"),
+            ("svm_early_grid", not (grid_ok and self.svm_early_grid and self.image_size % (4 * self.svm_early_grid)),
+             f"0 or a divisor of image_size / 4 = {self.image_size / 4:g} (whole cells of the stride-4 map)"),
         ]
         for name, ok, expected in checks:
             if not ok:

@@ -15,8 +15,10 @@ Files written to ``out_dir`` (what the notebooks read):
                      instead of training again (:class:`merlib.evaluation.runner.TaskStore`)
 ``predictions.csv``  one row per sample: dataset, subject, sample, label, fold,
                      grid_index, pred (the configured classifier), pred_svm,
-                     pred_softmax, p_negative, p_positive, p_surprise, and ``flags``
-                     when the crop set's table has them (e.g. an estimated apex)
+                     pred_softmax, p_negative, p_positive, p_surprise; with
+                     ``svm_early_grid`` > 0 also pred_svm_pooled (the paper's SVM on
+                     the pooled vector, same networks); and ``flags`` when the crop
+                     set's table has them (e.g. an estimated apex)
 ``metrics.csv``      classifier x part: uf1, uar, accuracy, ``n`` (the samples scored in
                      that part: the results are over these, not over the 442 listed);
                      the selection label

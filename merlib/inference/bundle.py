@@ -45,7 +45,11 @@ from merlib.faces.config import AlignConfig
 from merlib.inference.svm import ArraySVM
 
 #: Layout version of model folders and bundles; bump when the files change meaning.
-BUNDLE_FORMAT = 1
+#: 2: the SVM may read the early grid (``svm_early_grid`` in ``finetune``), which a
+#: merlib reading only format 1 would not compute. A bundle without it is still written
+#: as format 1, so older merlib versions keep reading it.
+BUNDLE_FORMAT = 2
+READ_FORMATS: tuple[int, ...] = (1, 2)
 META_FILE = "bundle.json"
 WEIGHTS_FILE = "weights.safetensors"
 SVM_FILE = "svm.safetensors"
@@ -92,7 +96,8 @@ def save_model(out_dir: str | os.PathLike, model: nn.Module, svm_arrays: dict[st
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     save_torch(state, str(out / WEIGHTS_FILE))
     save_numpy({k: np.ascontiguousarray(v) for k, v in svm_arrays.items()}, str(out / SVM_FILE))
-    record = {"format": "merlib-model", "bundle_format": BUNDLE_FORMAT, "versions": _versions(),
+    grid = int(meta.get("finetune", {}).get("svm_early_grid", 0))
+    record = {"format": "merlib-model", "bundle_format": BUNDLE_FORMAT if grid else 1, "versions": _versions(),
               "labels": list(LABELS), "svm": svm_info, "onnx": None, **meta}
     _write_json(out / META_FILE, record)
     return out
@@ -112,7 +117,7 @@ def read_meta(path: str | os.PathLike) -> dict[str, Any]:
     DataLayoutError
         ``path`` is not a folder with a readable ``bundle.json``.
     IncompatibleBundleError
-        Another :data:`BUNDLE_FORMAT`.
+        A format not in :data:`READ_FORMATS`.
     """
     root = Path(path)
     meta_path = root / META_FILE
@@ -125,11 +130,11 @@ def read_meta(path: str | os.PathLike) -> dict[str, Any]:
         raise DataLayoutError(f"model: {meta_path} is not valid JSON ({err})") from err
     fmt = meta.get("bundle_format")
     made_by = meta.get("versions", {}).get("merlib", "an unknown merlib")
-    if fmt != BUNDLE_FORMAT:
+    if fmt not in READ_FORMATS:
         newer = isinstance(fmt, int) and fmt > BUNDLE_FORMAT
         raise IncompatibleBundleError(
             f"model: {root} has bundle format {fmt!r} (written by merlib {made_by}); merlib "
-            f"{merlib.__version__} reads format {BUNDLE_FORMAT}: "
+            f"{merlib.__version__} reads formats {', '.join(map(str, READ_FORMATS))}: "
             + ("upgrade merlib" if newer else "export it again with this merlib (`merlib fit` / `merlib export`)"))
     for name in (WEIGHTS_FILE, SVM_FILE):
         if not (root / name).is_file():

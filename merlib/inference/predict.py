@@ -48,7 +48,7 @@ from merlib.config import FinetuneConfig
 from merlib.errors import ConfigError, MerlibError
 from merlib.faces.config import AlignConfig
 from merlib.faces.pipeline import align, find_landmarks, process_frame
-from merlib.inference.bundle import Bundle, load_bundle, save_model
+from merlib.inference.bundle import Bundle, IncompatibleBundleError, load_bundle, save_model
 from merlib.inference.spotting import Interval, MotionCropper, SpotConfig, spot
 from merlib.inference.svm import svm_to_arrays
 from merlib.inference.video import (IMAGE_SUFFIXES, FaceTracker, FolderSource, draw_annotation, grey_of,
@@ -202,8 +202,9 @@ class Predictor:
             self._torch = self.bundle.torch_model()
 
     def forward(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """The network alone: logits (N, n_classes) and pre-logits features (N, F) of
-        prepared images (N, 1, S, S) float32 (:meth:`prepare`)."""
+        """The network alone: logits (N, n_classes) and the SVM's features (N, F) of
+        prepared images (N, 1, S, S) float32 (:meth:`prepare`): the pre-logits vector,
+        with the early grid in front for a model trained with ``svm_early_grid`` > 0."""
         if self.runtime != "torch":
             return self._graph.run(images)
         from merlib.inference.export import torch_outputs
@@ -223,6 +224,10 @@ class Predictor:
             Aligned as the bundle's ``align`` settings say.
         """
         logits, features = self.forward(self.prepare(crops))
+        if self.bundle.svm.n_features not in (None, features.shape[1]):
+            raise IncompatibleBundleError(
+                f"model: {self.bundle.root} gives {features.shape[1]} features, its SVM was fitted on "
+                f"{self.bundle.svm.n_features} (svm_early_grid {self.bundle.early_grid} in bundle.json)")
         z = logits - logits.max(1, keepdims=True)
         proba = np.exp(z) / np.exp(z).sum(1, keepdims=True)
         scores = self.bundle.svm.decision_function(features)

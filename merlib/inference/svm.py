@@ -101,6 +101,11 @@ class ArraySVM:
             raise ConfigError(f"svm: inconsistent arrays: {k} classes, dual_coef {self.dual.shape}, "
                              f"{len(self.sv)} support vectors, {len(self.intercept)} intercepts")
 
+    @property
+    def n_features(self) -> int | None:
+        """Width of the features it was fitted on (None for a constant classifier)."""
+        return None if self.info["kind"] == "constant" else int(len(self.mean))
+
     def _kernel(self, X: np.ndarray) -> np.ndarray:
         """K(x, sv) of shape (n_samples, n_support_vectors), float64."""
         kind, gamma = self.info["kernel"], self.info["gamma"]

@@ -54,7 +54,7 @@ class LogitsAndFeatures(nn.Module):
 
     def __init__(self, model: nn.Module, early_grid: int = 0) -> None:
         super().__init__()
-        if not (isinstance(early_grid, int) and early_grid >= 0):
+        if not (isinstance(early_grid, int) and not isinstance(early_grid, bool) and early_grid >= 0):
             raise ConfigError(f"svm_early_grid: expected an int >= 0, got {early_grid!r}")
         self.model = model.eval()
         self.early_grid = early_grid

@@ -1,5 +1,6 @@
 """The task runner: results reported as they arrive, a local cluster no larger than the
-cores, bad worker counts refused, and a multi-worker run that exits quietly."""
+cores, bad worker counts refused, a multi-worker run that exits quietly, and the run key
+of older code."""
 from __future__ import annotations
 
 import os
@@ -83,3 +84,20 @@ def test_a_two_process_run_exits_without_warnings_or_tracebacks(tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.strip() == "1005.0"
     assert done.stderr.strip() == ""
+
+
+def test_run_key_of_older_code_may_lack_a_new_setting(tmp_path):
+    """A results folder from older code (renewed anyway) lacks config fields added since:
+    that is not another run. The same absence with unchanged code, or a changed value, is."""
+    from merlib.evaluation.runner import _check_run_key
+
+    path = tmp_path / "run_key.json"
+    saved = {"code": "old", "config": {"lr": 0.007}}
+    now = {"code": "new", "config": {"lr": 0.007, "svm_early_grid": 0}}
+    renew = frozenset({"code"})
+    with pytest.warns(UserWarning, match="code='old'"):
+        assert _check_run_key(saved, now, path, frozenset(), renew) is True
+    with pytest.raises(ConfigError, match=r"config.svm_early_grid=None, this call has 0"):
+        _check_run_key({**saved, "code": "new"}, now, path, frozenset(), renew)
+    with pytest.raises(ConfigError, match=r"config.lr=0.007, this call has 0.001"):
+        _check_run_key(saved, {**now, "config": {"lr": 0.001, "svm_early_grid": 0}}, path, frozenset(), renew)

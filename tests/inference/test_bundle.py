@@ -43,6 +43,7 @@ def test_bundle_round_trip(model_dir: Path, bundle_dir: Path) -> None:
 
     meta = json.loads((bundle_dir / "bundle.json").read_text())
     assert meta["format"] == "merlib-bundle" and meta["arch"] == "mobilevit_xxs" and meta["image_size"] == 64
+    assert meta["bundle_format"] == 1  # no early grid: older merlib versions still read it
     assert meta["onnx"]["agreement"]["fp32"]["argmax_agree"] == 1.0
     assert meta["onnx"]["agreement"]["fp32"]["max_logit_diff"] < 1e-4
     assert not list(bundle_dir.glob("*.pkl")) and not list(bundle_dir.glob("*.pickle"))
@@ -64,7 +65,7 @@ def test_incompatible_bundle_is_one_clear_error(bundle_dir: Path, tmp_path: Path
     meta["bundle_format"] = 0
     meta["versions"]["merlib"] = "0.0.1"
     (copy / "bundle.json").write_text(json.dumps(meta))
-    with pytest.raises(IncompatibleBundleError, match=r"bundle format 0 \(written by merlib 0.0.1\).*reads format 1"):
+    with pytest.raises(IncompatibleBundleError, match=r"bundle format 0 \(written by merlib 0.0.1\).*reads formats 1, 2"):
         load_bundle(copy)
     with pytest.raises(Exception, match="no bundle.json"):
         load_bundle(tmp_path)
@@ -89,7 +90,7 @@ def test_early_grid_model_round_trip(tmp_path: Path) -> None:
     fit_model(synthetic_crop_set(4, 6, 64), cfg, tmp_path / "model", seed=0)
     export_bundle(tmp_path / "model", tmp_path / "bundle", exporter="torchscript")
     bundle = load_bundle(tmp_path / "bundle")
-    assert bundle.early_grid == 2
+    assert bundle.early_grid == 2 and bundle.meta["bundle_format"] == 2  # a format-1 reader would not compute the grid
     assert bundle.meta["onnx"]["agreement"]["fp32"]["max_feature_diff"] < 1e-3
     crops = synthetic_crop_set(2, 6, 64, seed=5)
     onnx = Predictor(bundle).classify(crops.X)
@@ -97,3 +98,9 @@ def test_early_grid_model_round_trip(tmp_path: Path) -> None:
     assert list(onnx["label"]) == list(eager["label"])
     # The SVM scores need the grid: 24 * 2 * 2 + 320 features, as it was fitted on.
     np.testing.assert_allclose(onnx.filter(like="svm_").to_numpy(), eager.filter(like="svm_").to_numpy(), atol=1e-3)
+    # Features of another width than the SVM's (a bundle.json edited to drop the grid): one named error.
+    meta = json.loads((tmp_path / "model" / "bundle.json").read_text())
+    meta["finetune"]["svm_early_grid"] = 0
+    (tmp_path / "model" / "bundle.json").write_text(json.dumps(meta))
+    with pytest.raises(IncompatibleBundleError, match=r"gives 320 features, its SVM was fitted on 416"):
+        Predictor(tmp_path / "model", runtime="torch").classify(crops.X)

@@ -68,4 +68,9 @@ def test_early_grid_errors_name_the_parameter() -> None:
         FinetuneConfig(arch="deit_tiny", image_size=64, svm_early_grid=4)
     with pytest.raises(ConfigError, match="svm_early_grid"):
         FinetuneConfig(svm_early_grid=2.5)
+    with pytest.raises(ConfigError, match=r"svm_early_grid: expected 0 or a divisor of image_size / 4 = 16"):
+        FinetuneConfig(arch="mobilevit_xxs", image_size=64, svm_early_grid=3)
+    with pytest.raises(ConfigError, match="svm_early_grid: expected an int >= 0, got True"):
+        LogitsAndFeatures(create_backbone("mobilevit_xxs", image_size=64), True)
+    assert FinetuneConfig(arch="mobilevit_xxs", image_size=64, svm_early_grid=8).svm_early_grid == 8
     assert FinetuneConfig(arch="deit_tiny", image_size=64).svm_early_grid == 0
