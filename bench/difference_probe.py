@@ -20,8 +20,9 @@ setting runs once per ``--train-seeds`` value (the fine-tuning seed: initial wei
 batch order, augmentation), all on the same leave-one-subject-out folds.
 
 Printed: one row per setting and training seed (composite UF1 of the SVM and softmax
-heads, and with ``svm_early_grid`` > 0 of the SVM on the pooled vector alone; ``m_uf1`` the SVM head minus HOG + SVM, paired over the same resampled subjects,
-with its 95% interval), then per setting the mean and standard deviation of the SVM
+heads, and with ``svm_early_grid`` > 0 of the SVM on the pooled vector alone of the same
+networks; ``m_uf1`` the SVM head minus HOG + SVM, paired over the same resampled
+subjects, with its 95% interval), then per setting the mean and standard deviation of the SVM
 head's UF1 over the training seeds. The subject bootstrap does not see the training
 seed's spread; the second table does. Folds are stored under ``--base`` and read back on
 a rerun.

@@ -129,7 +129,7 @@ def network_row(crops: CropSet, folds, name: str, cfg: FinetuneConfig, seed: int
     from merlib.models.backbone import input_normalisation
     from merlib.training.engine import derive_seed, predict
     from merlib.training.finetune import finetune
-    from merlib.training.svm import fit_svm
+    from merlib.training.svm import fit_svm, search_settings
 
     y = crops.y
     pred_svm, pred_soft = np.empty_like(y), np.empty_like(y)
@@ -145,8 +145,7 @@ def network_row(crops: CropSet, folds, name: str, cfg: FinetuneConfig, seed: int
                                    early_grid=cfg.svm_early_grid)
         f_test, p_test = predict(result.model, CropDataset(test.X, test.y, **view), cfg.device,
                                    early_grid=cfg.svm_early_grid)
-        svm, _ = fit_svm(f_train, train.y, train.groups, Cs=cfg.svm_C, kernels=cfg.svm_kernels,
-                         inner_splits=cfg.svm_inner_splits, class_weight=cfg.svm_class_weight, seed=fold_seed)
+        svm, _ = fit_svm(f_train, train.y, train.groups, **search_settings(cfg), seed=fold_seed)
         pred_svm[te], pred_soft[te] = svm.predict(f_test), p_test.argmax(1)
         fit_acc.append(float(result.curves["train_acc"].iloc[-1]))
         eval_acc.append(float((p_train.argmax(1) == train.y).mean()))

@@ -274,8 +274,7 @@ class FinetuneConfig(NetworkConfig):
         from merlib.models.backbone import BACKBONES
 
         super().__post_init__()
-        grid_ok = isinstance(self.svm_early_grid, int) and not isinstance(self.svm_early_grid, bool) \
-            and self.svm_early_grid >= 0
+        grid_ok = _is_int(self.svm_early_grid) and self.svm_early_grid >= 0
         checks = [
             ("unfreeze_start", 0 <= self.unfreeze_start <= 1, "in [0, 1]"),
             ("unfreeze_end", self.unfreeze_start <= self.unfreeze_end <= 1,

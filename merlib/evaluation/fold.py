@@ -26,7 +26,7 @@ from merlib.training.batches import CropDataset
 from merlib.training.crops import CropSet
 from merlib.training.engine import derive_seed, predict, resolve_device
 from merlib.training.finetune import finetune
-from merlib.training.svm import fit_svm
+from merlib.training.svm import fit_svm, search_settings
 from merlib.training.transfer import TransferResult, load_transfer
 
 # torch's global RNG (weight init, dropout) and its thread count belong to the process:
@@ -160,8 +160,7 @@ def fit_predict(crops: CropSet, train_idx: np.ndarray, test_idx: np.ndarray, cfg
         f_test, proba = predict(model, CropDataset(test.X, test.y, **view), device, early_grid=grid)
         n_grid = early_width(model, grid)
         t_embed = time.perf_counter()
-    search = dict(Cs=cfg.svm_C, kernels=cfg.svm_kernels, inner_splits=cfg.svm_inner_splits,
-                  class_weight=cfg.svm_class_weight, seed=seed)
+    search = {**search_settings(cfg), "seed": seed}
     svm, info = fit_svm(f_train, train.y, train.groups, **search)
     out: dict[str, Any] = {"test_idx": np.asarray(test_idx), "pred_svm": svm.predict(f_test).astype(np.int64)}
     if n_grid:

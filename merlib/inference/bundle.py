@@ -96,11 +96,17 @@ def save_model(out_dir: str | os.PathLike, model: nn.Module, svm_arrays: dict[st
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     save_torch(state, str(out / WEIGHTS_FILE))
     save_numpy({k: np.ascontiguousarray(v) for k, v in svm_arrays.items()}, str(out / SVM_FILE))
-    grid = int(meta.get("finetune", {}).get("svm_early_grid", 0))
-    record = {"format": "merlib-model", "bundle_format": BUNDLE_FORMAT if grid else 1, "versions": _versions(),
+    record = {"format": "merlib-model", "bundle_format": BUNDLE_FORMAT if early_grid_of(meta) else 1,
+              "versions": _versions(),
               "labels": list(LABELS), "svm": svm_info, "onnx": None, **meta}
     _write_json(out / META_FILE, record)
     return out
+
+
+def early_grid_of(meta: dict[str, Any]) -> int:
+    """The ``svm_early_grid`` recorded in a model's ``finetune`` settings (0 in bundles
+    written before it existed)."""
+    return int(meta.get("finetune", {}).get("svm_early_grid", 0))
 
 
 def _write_json(path: Path, record: dict[str, Any]) -> None:
@@ -168,8 +174,8 @@ class Bundle:
 
     @property
     def early_grid(self) -> int:
-        """The ``svm_early_grid`` the SVM was fitted with (0 in bundles older than it)."""
-        return int(self.meta.get("finetune", {}).get("svm_early_grid", 0))
+        """The ``svm_early_grid`` the SVM was fitted with (:func:`early_grid_of`)."""
+        return early_grid_of(self.meta)
 
     def torch_model(self) -> nn.Module:
         """The fp32 network, eval mode, weights loaded."""

@@ -102,7 +102,7 @@ def fit_model(crops: CropSet, cfg: FinetuneConfig, out_dir: str | os.PathLike, *
     from merlib.training.batches import CropDataset
     from merlib.training.engine import predict, resolve_device
     from merlib.training.finetune import finetune
-    from merlib.training.svm import fit_svm
+    from merlib.training.svm import fit_svm, search_settings
 
     if len(crops) < 2:
         raise ConfigError(f"crops: expected at least 2 crops to train on, got {len(crops)}")
@@ -113,8 +113,7 @@ def fit_model(crops: CropSet, cfg: FinetuneConfig, out_dir: str | os.PathLike, *
     mean, std = input_normalisation(model)
     features, _ = predict(model, CropDataset(crops.X, crops.y, image_size=cfg.image_size, mean=mean, std=std),
                           resolve_device("cpu"), early_grid=cfg.svm_early_grid)
-    svm, info = fit_svm(features, crops.y, crops.groups, Cs=cfg.svm_C, kernels=cfg.svm_kernels,
-                        inner_splits=cfg.svm_inner_splits, class_weight=cfg.svm_class_weight,
+    svm, info = fit_svm(features, crops.y, crops.groups, **search_settings(cfg),
                         seed=cfg.seed if seed is None else seed)
     arrays, svm_info = svm_to_arrays(svm)
     training = {"n_crops": len(crops), "subjects": int(len(np.unique(crops.groups))),

@@ -257,7 +257,7 @@ def run_fold(crops: Any, fold: Any, cfg: FinetuneConfig, data_root: str | os.Pat
     from merlib.training.batches import CropDataset
     from merlib.training.engine import predict, resolve_device
     from merlib.training.finetune import finetune
-    from merlib.training.svm import fit_svm
+    from merlib.training.svm import fit_svm, search_settings
 
     if input not in INPUTS:
         raise ConfigError(f"input: expected one of {INPUTS}, got {input!r}")
@@ -272,8 +272,7 @@ def run_fold(crops: Any, fold: Any, cfg: FinetuneConfig, data_root: str | os.Pat
     mean, std = input_normalisation(model)
     view = dict(image_size=cfg.image_size, mean=mean, std=std)
     f_train, _ = predict(model, CropDataset(train.X, train.y, **view), device, early_grid=cfg.svm_early_grid)
-    svm, _ = fit_svm(f_train, train.y, train.groups, Cs=cfg.svm_C, kernels=cfg.svm_kernels,
-                     inner_splits=cfg.svm_inner_splits, class_weight=cfg.svm_class_weight, seed=seed)
+    svm, _ = fit_svm(f_train, train.y, train.groups, **search_settings(cfg), seed=seed)
     majority = int(np.bincount(train.y, minlength=len(LABELS)).argmax())
 
     rows, X, where = [], [], []

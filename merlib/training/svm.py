@@ -9,7 +9,7 @@ and :class:`~sklearn.svm.SVC`; C and the kernel are picked by
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from sklearn.dummy import DummyClassifier
@@ -20,6 +20,9 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC
 
 from merlib.data.schema import LABELS
+
+if TYPE_CHECKING:
+    from merlib.config import FinetuneConfig
 
 #: UF1 over the three class codes, as a scikit-learn scorer. ``pos_label=None``: an inner
 #: training split may hold two classes only, and the scorer would then check f1's default
@@ -33,6 +36,14 @@ def make_svm(C: float = 1.0, kernel: str = "rbf", *, class_weight: str | None = 
     """Standardise the features, then an SVC (``svc__C``, ``svc__kernel``)."""
     return make_pipeline(StandardScaler(), SVC(C=C, kernel=kernel, gamma="scale",
                                                class_weight=class_weight, random_state=seed))
+
+
+def search_settings(cfg: FinetuneConfig) -> dict[str, Any]:
+    """:func:`fit_svm`'s search keywords from a :class:`~merlib.config.FinetuneConfig`
+    (``svm_C``, ``svm_kernels``, ``svm_inner_splits``, ``svm_class_weight``); the seed
+    is the caller's."""
+    return {"Cs": cfg.svm_C, "kernels": cfg.svm_kernels, "inner_splits": cfg.svm_inner_splits,
+            "class_weight": cfg.svm_class_weight}
 
 
 def fit_svm(features: np.ndarray, y: np.ndarray, groups: np.ndarray, *,

@@ -47,3 +47,12 @@ def test_one_class_training_set_predicts_that_class():
     model, info = fit_svm(_clusters(y), y, np.array([0, 0, 1, 1, 2, 2]))
     assert info["kernel"].startswith("constant")
     assert (model.predict(_clusters(np.array([0, 1]))) == 2).all()
+
+
+def test_search_settings_come_from_the_config():
+    from merlib.config import FinetuneConfig
+    from merlib.training.svm import search_settings
+
+    cfg = FinetuneConfig(svm_C=(1.0, 10.0), svm_kernels=("linear",), svm_inner_splits=4, svm_class_weight=None)
+    assert search_settings(cfg) == {"Cs": (1.0, 10.0), "kernels": ("linear",), "inner_splits": 4,
+                                    "class_weight": None}
