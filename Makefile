@@ -39,7 +39,7 @@ $(FACES_DIR)/pool.json: $(VENV)/.installed
 ## The default (simulated) data root. Real data: make book DATA_ROOT=/path (nothing generated).
 data: $(if $(filter data/synthme,$(DATA_ROOT)),$(DATA_ROOT)/SYNTHME.json)
 # The generator's code is a prerequisite: a changed generator writes a new root.
-SYNTH_CODE := $(wildcard merlib/data/synth/*.py)
+SYNTH_CODE := $(wildcard merlib/synth/*.py)
 data/synthme/SYNTHME.json: $(FACES_DIR)/pool.json $(SYNTH_CODE)
 	rm -rf data/synthme
 	$(BIN)/merlib synth --out data/synthme --seed $(SEED)

@@ -85,7 +85,7 @@ def _align_check(name: str, value: Any) -> None:
 
 
 def _synth_check(name: str, value: Any) -> None:
-    from merlib.data.synth import SynthConfig
+    from merlib.synth import SynthConfig
 
     SynthConfig(**{name: value}).validate()
 
@@ -210,7 +210,7 @@ def _cmd_composite(args: argparse.Namespace) -> int:
 
 
 def _cmd_synth(args: argparse.Namespace) -> int:
-    from merlib.data.synth import SynthConfig, generate
+    from merlib.synth import SynthConfig, generate
 
     cfg = SynthConfig(
         seed=args.seed,
@@ -258,7 +258,7 @@ def _cmd_preprocess(args: argparse.Namespace) -> int:
 
 
 def _cmd_faces(args: argparse.Namespace) -> int:
-    from merlib.data.synth.sources import fetch_faces
+    from merlib.synth.sources import fetch_faces
 
     pool = fetch_faces(args.out)
     print(f"{len(pool)} source faces -> {pool.root}")

@@ -133,7 +133,7 @@ class NetworkConfig:
     balance : {"augment", "sampler", "none"}, default="augment"
         Class balancing of the training set. ``augment`` (the paper's): the minority
         classes are topped up to the largest class's count with small random shifts
-        and horizontal flips of their own crops (:mod:`merlib.faces.balance`), batches
+        and horizontal flips of their own crops (:mod:`merlib.training.balance`), batches
         shuffled. ``sampler``: no new crops, every batch holds the same number of
         samples per class (the alternative, an ablation row). ``none``: shuffled.
     seed : int, default=0

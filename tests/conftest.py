@@ -18,7 +18,7 @@ def synth_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     env = os.environ.get("MERLIB_DATA_ROOT")
     if env and (Path(env) / "SYNTHME.json").is_file():
         return Path(env)
-    from merlib.data.synth import SynthConfig, generate
+    from merlib.synth import SynthConfig, generate
 
     out = tmp_path_factory.mktemp("synth") / "synthme-tiny"
     return generate(out, SynthConfig(seed=0, micro_subjects=3, macro_subjects=4), progress=False)

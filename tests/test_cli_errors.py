@@ -157,7 +157,7 @@ def test_workers_beyond_the_cores_are_capped_and_said(tmp_path, monkeypatch, cap
         seen["workers"] = workers
         return out
 
-    monkeypatch.setattr("merlib.data.synth.generate", fake_generate)
+    monkeypatch.setattr("merlib.synth.generate", fake_generate)
     assert main(["synth", "--out", str(tmp_path / "root"), "--workers", "999", "--quiet"]) == 0
     cores = available_cores()
     assert seen["workers"] == cores

@@ -11,7 +11,6 @@ sample expected and not on disk is an error, unless ``allow_missing``.
 """
 from __future__ import annotations
 
-import json
 import warnings
 from dataclasses import dataclass
 from importlib import resources
@@ -20,6 +19,7 @@ from pathlib import Path
 import pandas as pd
 
 from merlib.data.index import DATASET_FOLDERS, index_datasets
+from merlib.data.simulated import COMPOSITE, is_synthme_root
 from merlib.data.schema import COLUMNS, MICRO_DATASETS, empty_table, validate_table
 from merlib.errors import AnnotationError, MerlibWarning, MissingSamplesError
 
@@ -88,17 +88,6 @@ def full_list() -> ExpectedList:
     return ExpectedList(load_composite_list(), "the MEGC2019 list (442 samples)")
 
 
-def is_synthme_root(data_root: Path | str) -> bool:
-    """True when ``data_root`` holds a SynthME marker (``SYNTHME.json``, simulated)."""
-    from merlib.data.synth import MARKER
-
-    try:
-        doc = json.loads((Path(data_root) / MARKER).read_text())
-    except (OSError, ValueError):
-        return False
-    return isinstance(doc, dict) and doc.get("simulated") is True
-
-
 def _read_record(path: Path, listed: pd.DataFrame) -> pd.DataFrame:
     try:
         record = pd.read_csv(path, dtype="string", keep_default_na=False)
@@ -151,8 +140,6 @@ def expected_composite(data_root: Path | str, index: pd.DataFrame | None = None)
         ``SYNTHME_composite.csv`` is unreadable or names a sample (or label) that is not
         in the MEGC2019 list (the message names the row).
     """
-    from merlib.data.synth import COMPOSITE
-
     root = Path(data_root)
     if not is_synthme_root(root):
         return full_list()

@@ -11,7 +11,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from sklearn.model_selection import GroupKFold, GroupShuffleSplit, LeaveOneGroupOut
+from sklearn.model_selection import GroupKFold, LeaveOneGroupOut
+
+from merlib.training.crops import holdout_subjects
+
+__all__ = ["Fold", "loso_folds", "inner_folds", "holdout_subjects", "check_disjoint"]
 
 
 @dataclass(frozen=True)
@@ -83,16 +87,6 @@ def inner_folds(train_idx: np.ndarray, groups: np.ndarray, n_splits: int,
         raise ValueError(f"train_idx: inner validation needs at least 2 training subjects, got {n_subjects}")
     splitter = GroupKFold(n_splits=min(n_splits, n_subjects), shuffle=True, random_state=seed)
     return [(train_idx[a], train_idx[b]) for a, b in splitter.split(train_idx, groups=g)]
-
-
-def holdout_subjects(groups: np.ndarray, val_fraction: float, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """(train_idx, val_idx) with about ``val_fraction`` of the subjects in validation."""
-    groups = np.asarray(groups)
-    if len(np.unique(groups)) < 2:
-        raise ValueError("groups: a subject-wise validation split needs at least 2 subjects")
-    splitter = GroupShuffleSplit(n_splits=1, test_size=val_fraction, random_state=seed)
-    tr, va = next(splitter.split(np.zeros(len(groups)), groups=groups))
-    return tr.astype(np.int64), va.astype(np.int64)
 
 
 def check_disjoint(groups: np.ndarray, train_idx: np.ndarray, test_idx: np.ndarray) -> None:

@@ -12,8 +12,8 @@ crops (:func:`~merlib.training.finetune.finetune`), extract their features
   (:func:`~merlib.faces.pipeline.process_frame`) and classified; one row per image.
 - :meth:`Predictor.predict_clip`: a video or a folder of frames taken as a clip. The face
   is tracked (:class:`~merlib.inference.video.FaceTracker`), movements are spotted
-  (:func:`~merlib.inference.spotting.spot`), each interval's apex is placed by optical
-  flow from its start (:func:`merlib.data.apex.estimate_apex`), and only the apex frames
+  (:func:`~merlib.faces.apex.spot`), each interval's apex is placed by optical
+  flow from its start (:func:`merlib.faces.apex.estimate_apex`), and only the apex frames
   go through the alignment and the network; one row per interval. With ``annotate`` the
   clip is written again with the face box, the intervals and their labels.
 
@@ -49,7 +49,7 @@ from merlib.errors import ConfigError, MerlibError
 from merlib.faces.config import AlignConfig
 from merlib.faces.pipeline import align, find_landmarks, process_frame
 from merlib.inference.bundle import Bundle, IncompatibleBundleError, load_bundle, save_model
-from merlib.inference.spotting import Interval, MotionCropper, SpotConfig, spot
+from merlib.faces.apex import Interval, MotionCropper, SpotConfig, estimate_apex, spot
 from merlib.inference.svm import svm_to_arrays
 from merlib.inference.video import (IMAGE_SUFFIXES, FaceTracker, FolderSource, draw_annotation, grey_of,
                                     open_source)
@@ -331,7 +331,7 @@ class Predictor:
         timing.frames = n
 
         # The frames of each interval: the apex is refined there with the optical-flow
-        # apex estimator of merlib.data.apex (flow from the interval's start, the
+        # apex estimator of merlib.faces.apex (flow from the interval's start, the
         # neutral reference), then only the apex frames, aligned as pre-processing
         # aligns an apex frame, go to the network. They come from the buffer; only a
         # clip too long for it is decoded a second time.
@@ -380,7 +380,7 @@ class Predictor:
         return table, info
 
     #: How the apex of a spotted interval is placed (a column of the clip table).
-    apex_method = "optical flow from the interval start (merlib.data.apex)"
+    apex_method = "optical flow from the interval start (merlib.faces.apex)"
 
     def align_apex(self, grey: np.ndarray, face: Any) -> tuple[np.ndarray, str]:
         """The apex frame's crop as pre-processing makes it, and where its landmarks came
@@ -394,14 +394,6 @@ class Predictor:
     def _refine_apex(self, iv: Interval, greys: dict[int, np.ndarray], faces: list) -> Interval:
         """``iv`` with its apex at the peak of optical-flow motion from its start frame,
         measured in the tracked face box (kept when that frame has no face)."""
-        try:
-            from merlib.data.apex import estimate_apex
-        except ImportError:
-            # A merlib without the apex estimator: the spotting signal's peak stays the
-            # apex, and the table's apex_method column says so.
-            self.apex_method = "peak of the spotting signal"
-            return iv
-
         box = faces[iv.start].box if faces[iv.start] is not None else faces[iv.apex].box
         h, w = greys[iv.apex].shape
         x1, y1, x2, y2 = (int(v) for v in box)

@@ -50,7 +50,7 @@ def accuracy_curves(curves: dict[str, pd.DataFrame], provenance: Provenance, *,
     ----------
     curves : dict of str -> DataFrame
         Panel title -> columns ``epoch`` (1-based), ``train_acc``, ``val_acc``
-        (:func:`merlib.evaluation.studies.inner_split_curves`); validation is held-out
+        (:func:`merlib.evaluation.variants.inner_split_curves`); validation is held-out
         training subjects, never a test subject.
     provenance : Provenance
         Stamped on the figure.

@@ -17,7 +17,7 @@ Amplitudes are given two ways:
 
 Landmark jitter (:func:`landmark_jitter`) is measured on the frames of a clip before its
 onset, where the face does not move except for the camera's slow head drift (a
-translation per frame, :class:`merlib.data.synth.render.Shot`): the generator does not
+translation per frame, :class:`merlib.synth.render.Shot`): the generator does not
 write its true landmarks, so the jitter is the spread of dlib's detections around each
 landmark's clip mean after removing each frame's mean translation, in the same units.
 """
@@ -34,7 +34,7 @@ import pandas as pd
 from merlib.config import FinetuneConfig
 from merlib.errors import ConfigError, DataLayoutError
 
-#: The largest ``amplitude_scale`` :class:`merlib.data.synth.SynthConfig` accepts (at 5 the
+#: The largest ``amplitude_scale`` :class:`merlib.synth.SynthConfig` accepts (at 5 the
 #: micro range 0.02-0.04 IOD becomes the macro range 0.10-0.20).
 AMPLITUDE_MAX: float = 5.0
 
@@ -99,7 +99,7 @@ def synth_root(base: str | os.PathLike, amplitude: float, *, seed: int = 0, micr
     ConfigError
         ``amplitude`` out of range.
     """
-    from merlib.data.synth import MARKER, SynthConfig, generate
+    from merlib.synth import MARKER, SynthConfig, generate
 
     if isinstance(amplitude, bool) or not isinstance(amplitude, (int, float)) or not 0 < amplitude <= AMPLITUDE_MAX:
         raise ConfigError(f"amplitude: expected a number in (0, {AMPLITUDE_MAX:g}] (the generator's "
@@ -136,7 +136,7 @@ def read_truth(root: str | os.PathLike) -> pd.DataFrame:
     DataLayoutError
         No truth file (not a SynthME root).
     """
-    from merlib.data.synth import TRUTH
+    from merlib.synth import TRUTH
 
     path = Path(root) / TRUTH
     if not path.is_file():
@@ -356,7 +356,7 @@ def threshold(table: pd.DataFrame, classifier: str = "svm", *, by: str = "image_
 def expression_weight(frame: np.ndarray, onset: int, apex: int, offset: int) -> np.ndarray:
     """SynthME's micro-clip expression curve at frame numbers ``frame``: a raised cosine
     from 0 at ``onset`` to 1 at ``apex`` and back to 0 at ``offset``
-    (:mod:`merlib.data.synth.plan`)."""
+    (:mod:`merlib.synth.plan`)."""
     f = np.asarray(frame, np.float64)
     up = (f - onset) / max(apex - onset, 1)
     down = 1.0 - (f - apex) / max(offset - apex, 1)
@@ -374,7 +374,7 @@ def landmark_jitter(root: str | os.PathLike, crops_meta: pd.DataFrame, *, n_clip
     ``max_weight`` -- the first and last few frames, where the expression moves the
     landmarks by at most ``max_weight`` x the amplitude (0.0008 IOD at amplitude 1).
     Those frames differ by the camera's head drift (a translation per frame,
-    :class:`merlib.data.synth.render.Shot`), sensor noise and flicker. Each frame's
+    :class:`merlib.synth.render.Shot`), sensor noise and flicker. Each frame's
     detected landmarks (:func:`merlib.faces.pipeline.find_landmarks`) are shifted by
     their mean translation from the clip mean; the jitter is the root-mean-square
     distance of the landmarks from their clip means, divided by the clip's inter-ocular

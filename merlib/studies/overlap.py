@@ -1,7 +1,7 @@
 """Source-face overlap between SynthME subjects: how appearance-independent LOSO is there.
 
 Every SynthME subject is a morph of two or more pool photographs
-(:mod:`merlib.data.synth.morph`), and the pool is small (about 21 faces), so subjects
+(:mod:`merlib.synth.morph`), and the pool is small (about 21 faces), so subjects
 share source faces. Leave-one-subject-out then does not hold a subject's *appearance*
 out: a training subject that shares a face with the test subject looks partly like it.
 This module measures that from a root's records:
@@ -94,7 +94,7 @@ def identity_sources(root: str | os.PathLike) -> pd.DataFrame:
         The root has neither an ``identities`` record in ``SYNTHME.json`` nor a
         ``source_faces`` column in ``SYNTHME_truth.csv``.
     """
-    from merlib.data.synth import MARKER, TRUTH
+    from merlib.synth import MARKER, TRUTH
 
     root = Path(root)
     try:
@@ -164,7 +164,7 @@ def shared_pairs(sources: pd.DataFrame) -> pd.DataFrame:
 def composite_subjects(root: str | os.PathLike) -> list[str]:
     """Keys of the subjects of the MEGC2019 composite the root simulates (its
     ``SYNTHME_composite.csv``; older roots: the labelled micro rows of the truth)."""
-    from merlib.data.synth import COMPOSITE, TRUTH
+    from merlib.synth import COMPOSITE, TRUTH
 
     root = Path(root)
     path = root / COMPOSITE if (root / COMPOSITE).is_file() else root / TRUTH

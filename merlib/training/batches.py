@@ -1,9 +1,11 @@
-"""Crops as the network sees them: the torch dataset, pixel perturbation, batch samplers.
+"""Crops as the network sees them: a config's training and evaluation views of a crop set
+(:func:`make_datasets`), the torch dataset, pixel perturbation, batch samplers, loaders.
 
 A :class:`CropDataset` resizes a crop set's uint8 crops (:mod:`merlib.training.crops`)
-once to the network's input side and normalises them per batch; training batches are
-class-balanced (:class:`BalancedBatchSampler`) or shuffled, evaluation batches come in
-dataset order.
+once to the network's input side and normalises them per batch. The training view is
+class-balanced as the config says: the paper's way tops the split up with shifted and
+flipped copies (:mod:`merlib.training.balance`), the other draws class-balanced batches
+(:class:`BalancedBatchSampler`); evaluation batches come in dataset order.
 """
 from __future__ import annotations
 
@@ -14,7 +16,13 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch import nn
 from torch.utils.data import DataLoader, Dataset, Sampler
+
+from merlib.config import NetworkConfig
+from merlib.models.backbone import input_normalisation
+from merlib.training.balance import balance_training_set
+from merlib.training.crops import CropSet
 
 
 @dataclass(frozen=True)
@@ -202,3 +210,35 @@ def eval_loader(dataset: CropDataset, batch_size: int) -> DataLoader:
     """Batches in dataset order, no augmentation (build ``dataset`` without ``perturb``)."""
     batches = [list(range(i, min(i + batch_size, len(dataset)))) for i in range(0, len(dataset), batch_size)]
     return DataLoader(dataset, batch_sampler=batches, collate_fn=_as_batch, num_workers=0)
+
+
+#: Largest shift of class balancing, fraction of the crop side (the paper's "small":
+#: 10 px at its 256 px).
+BALANCE_SHIFT_FRACTION = 10 / 256
+
+
+def make_datasets(crops: CropSet, cfg: NetworkConfig, model: nn.Module,
+                  generator: torch.Generator) -> tuple[CropDataset, CropDataset]:
+    """(training view, evaluation view) of ``crops``.
+
+    The training view is class-balanced as ``cfg.balance`` says and perturbed
+    (``cfg.perturb_p``); the evaluation view is the crops as they are. With
+    ``balance="augment"`` (the paper's), the minority classes are topped up to the
+    largest class's count with small shifts and horizontal flips of their own crops
+    (:func:`merlib.training.balance.balance_training_set`); ``crops`` is always a training
+    split, so nothing of a test subject is augmented. Its seed is drawn from
+    ``generator``, so the same seed gives the same new crops.
+    """
+    mean, std = input_normalisation(model)
+    perturb = PixelPerturbation(cfg.perturb_p, cfg.perturb_max) if cfg.perturb_p > 0 else None
+    X, y = crops.X, crops.y
+    if cfg.balance == "augment":
+        seed = int(torch.randint(0, 2**31 - 1, (1,), generator=generator))
+        # The paper's "small" shift, 10 px at 256 px (4 % of the side), at any crop size.
+        shift = max(1, round(BALANCE_SHIFT_FRACTION * X.shape[1]))
+        balanced = balance_training_set(X, y, np.arange(len(y)), seed=seed, max_shift_px=shift)
+        X, y = balanced.X, balanced.y
+    train = CropDataset(X, y, image_size=cfg.image_size, mean=mean, std=std,
+                        perturb=perturb, generator=generator)
+    plain = CropDataset(crops.X, crops.y, image_size=cfg.image_size, mean=mean, std=std)
+    return train, plain

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
+from sklearn.model_selection import GroupShuffleSplit
 
 from merlib.data.schema import LABELS
 from merlib.errors import ConfigError, DataLayoutError
@@ -240,3 +241,17 @@ def prepare_crop_sets(data_root: str | os.PathLike, store_dir: str | os.PathLike
     run = preprocess(jobs, data_root, store, workers=workers, progress=progress)
     write_outputs(run, store, prov)
     return {s: load_crop_set(store, set=s) for s in sets}
+
+
+def holdout_subjects(groups: np.ndarray, val_fraction: float, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """(train_idx, val_idx) with about ``val_fraction`` of the subjects in validation.
+
+    The held-out split of training (the best macro epoch, inner curves); the LOSO folds
+    are :mod:`merlib.evaluation.splits`, which re-exports this.
+    """
+    groups = np.asarray(groups)
+    if len(np.unique(groups)) < 2:
+        raise ValueError("groups: a subject-wise validation split needs at least 2 subjects")
+    splitter = GroupShuffleSplit(n_splits=1, test_size=val_fraction, random_state=seed)
+    tr, va = next(splitter.split(np.zeros(len(groups)), groups=groups))
+    return tr.astype(np.int64), va.astype(np.int64)

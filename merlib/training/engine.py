@@ -1,5 +1,9 @@
 """What macro training and micro fine-tuning share: seeds, devices, the optimiser with the
-paper's L2 term, one training epoch, and the datasets of a config.
+paper's L2 term, one training epoch, BatchNorm recalibration and prediction.
+
+It consumes the batches of :mod:`merlib.training.batches` (which builds a config's
+training and evaluation views of a crop set, balancing included) and never looks inside
+them.
 
 L2 regularisation
 -----------------
@@ -23,16 +27,9 @@ from torch import nn
 
 from merlib.config import NetworkConfig
 from merlib.errors import ConfigError
-from merlib.faces.balance import balance_training_set
-from merlib.models.backbone import input_normalisation, l2_parameters
+from merlib.models.backbone import l2_parameters
 from merlib.models.features import embed
-from merlib.training.batches import CropDataset, PixelPerturbation, eval_loader, train_loader
-from merlib.training.crops import CropSet
-
-#: Largest shift of class balancing, fraction of the crop side (the paper's "small":
-#: 10 px at its 256 px).
-BALANCE_SHIFT_FRACTION = 10 / 256
-
+from merlib.training.batches import CropDataset, eval_loader, train_loader
 
 def derive_seed(base: int, *keys: int | str) -> int:
     """A 31-bit seed for one run (e.g. ``derive_seed(seed, "outer", fold, grid_index)``).
@@ -101,33 +98,6 @@ def make_optimizer(model: nn.Module, cfg: NetworkConfig) -> torch.optim.Optimize
     if cfg.optimizer == "sgd":
         return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, foreach=True)
     return torch.optim.Adam(groups, lr=cfg.lr, foreach=True)
-
-
-def make_datasets(crops: CropSet, cfg: NetworkConfig, model: nn.Module,
-                  generator: torch.Generator) -> tuple[CropDataset, CropDataset]:
-    """(training view, evaluation view) of ``crops``.
-
-    The training view is class-balanced as ``cfg.balance`` says and perturbed
-    (``cfg.perturb_p``); the evaluation view is the crops as they are. With
-    ``balance="augment"`` (the paper's), the minority classes are topped up to the
-    largest class's count with small shifts and horizontal flips of their own crops
-    (:func:`merlib.faces.balance.balance_training_set`); ``crops`` is always a training
-    split, so nothing of a test subject is augmented. Its seed is drawn from
-    ``generator``, so the same seed gives the same new crops.
-    """
-    mean, std = input_normalisation(model)
-    perturb = PixelPerturbation(cfg.perturb_p, cfg.perturb_max) if cfg.perturb_p > 0 else None
-    X, y = crops.X, crops.y
-    if cfg.balance == "augment":
-        seed = int(torch.randint(0, 2**31 - 1, (1,), generator=generator))
-        # The paper's "small" shift, 10 px at 256 px (4 % of the side), at any crop size.
-        shift = max(1, round(BALANCE_SHIFT_FRACTION * X.shape[1]))
-        balanced = balance_training_set(X, y, np.arange(len(y)), seed=seed, max_shift_px=shift)
-        X, y = balanced.X, balanced.y
-    train = CropDataset(X, y, image_size=cfg.image_size, mean=mean, std=std,
-                        perturb=perturb, generator=generator)
-    plain = CropDataset(crops.X, crops.y, image_size=cfg.image_size, mean=mean, std=std)
-    return train, plain
 
 
 def train_epoch(model: nn.Module, dataset: CropDataset, cfg: NetworkConfig,

@@ -27,9 +27,9 @@ from torch import nn
 from merlib.config import FinetuneConfig
 from merlib.models.backbone import (conv_stages, conv_state_keys, create_backbone, load_feature_extractor,
                                     load_weights)
-from merlib.training.batches import CropDataset
+from merlib.training.batches import CropDataset, make_datasets
 from merlib.training.crops import CropSet
-from merlib.training.engine import (make_datasets, make_optimizer, recalibrate_batchnorm, resolve_device,
+from merlib.training.engine import (make_optimizer, recalibrate_batchnorm, resolve_device,
                                     seed_everything, train_epoch)
 
 

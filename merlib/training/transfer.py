@@ -55,14 +55,13 @@ from safetensors.torch import load_file, save_file
 from merlib.config import TrainConfig
 from merlib.data.schema import LABELS
 from merlib.errors import BrokenFileError, ConfigError, DataLayoutError, MerlibWarning
-from merlib.evaluation.metrics import scores
-from merlib.evaluation.splits import holdout_subjects
 from merlib.models.backbone import (conv_state_keys, create_backbone, feature_extractor_state,
                                     input_normalisation)
 from merlib.provenance import Provenance, code_version
-from merlib.training.batches import CropDataset
-from merlib.training.crops import CropSet
-from merlib.training.engine import (eval_loss, make_datasets, make_optimizer, predict, recalibrate_batchnorm,
+from merlib.scores import scores
+from merlib.training.batches import CropDataset, make_datasets
+from merlib.training.crops import CropSet, holdout_subjects
+from merlib.training.engine import (eval_loss, make_optimizer, predict, recalibrate_batchnorm,
                                     resolve_device, seed_everything, train_epoch)
 
 MODEL_FILE = "model.safetensors"

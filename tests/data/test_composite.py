@@ -17,7 +17,7 @@ from merlib.data.composite import (
 from merlib.data.index import index_datasets
 from merlib.data.layouts import ClipRecord, write_annotations
 from merlib.data.schema import COLUMNS
-from merlib.data.synth import COMPOSITE, MARKER
+from merlib.synth import COMPOSITE, MARKER
 from merlib.errors import AnnotationError, DataLayoutError, MissingSamplesError
 
 from .conftest import animate, megc_records

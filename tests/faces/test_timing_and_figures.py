@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from merlib.faces.balance import balance_training_set
+from merlib.training.balance import balance_training_set
 from merlib.faces.cache import file_sha256
 from merlib.faces.pipeline import figure2_stages
 from merlib.faces.run import JOB_COLUMNS, load_crops, preprocess

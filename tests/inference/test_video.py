@@ -96,7 +96,7 @@ def test_four_expressions_in_one_shot(synth_root: Path, tmp_path: Path) -> None:
     continuous shot with four movements; each is spotted once, nothing else is."""
     from merlib.data.frames import list_frames
     from merlib.faces.pipeline import FRAME_NUMBER
-    from merlib.inference.spotting import MotionCropper, spot
+    from merlib.faces.apex import MotionCropper, spot
     from merlib.inference.video import FaceTracker, grey_of
 
     folder = synth_root / "CASME2" / "CASME2_RAW_selected" / "sub17" / "EP01_13"

@@ -51,7 +51,7 @@ def test_pixels_at_the_model_input():
 
 
 def test_synth_root_reuses_a_complete_matching_root_and_refuses_big_amplitudes(tmp_path):
-    from merlib.data.synth import SynthConfig
+    from merlib.synth import SynthConfig
 
     cfg = SynthConfig(seed=0, micro_subjects=12, macro_subjects=4, amplitude_scale=2.0)
     done = tmp_path / "mine"

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from merlib.data.synth import MARKER, TRUTH
+from merlib.synth import MARKER, TRUTH
 from merlib.errors import DataLayoutError
 from merlib.studies.overlap import (
     composite_subjects, identity_sources, nearest_subjects, shared_pairs, source_overlap,

@@ -13,9 +13,9 @@ from torch import nn
 from merlib.config import FinetuneConfig, TrainConfig
 from merlib.errors import ConfigError
 from merlib.models.backbone import create_backbone, l2_parameters
-from merlib.training.batches import CropDataset
+from merlib.training.batches import CropDataset, make_datasets
 from merlib.training.crops import synthetic_crop_set
-from merlib.training.engine import (derive_seed, make_datasets, make_optimizer, recalibrate_batchnorm,
+from merlib.training.engine import (derive_seed, make_optimizer, recalibrate_batchnorm,
                                     seed_everything)
 
 

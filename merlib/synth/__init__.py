@@ -23,7 +23,7 @@ readers ignore all three.
 
 Example
 -------
->>> from merlib.data.synth import SynthConfig, generate
+>>> from merlib.synth import SynthConfig, generate
 >>> root = generate("data/synthme", SynthConfig(seed=0))          # doctest: +SKIP
 """
 from __future__ import annotations
@@ -39,20 +39,11 @@ from functools import lru_cache
 from multiprocessing import get_all_start_methods, get_context
 from pathlib import Path
 
+from merlib.data.simulated import COMPOSITE, COMPOSITE_COLUMNS, MARKER, TRUTH, TRUTH_COLUMNS
 from merlib.errors import MerlibError
 
 __all__ = ["SynthConfig", "SynthConfigError", "generate", "MARKER", "TRUTH", "TRUTH_COLUMNS",
            "COMPOSITE", "COMPOSITE_COLUMNS"]
-
-MARKER = "SYNTHME.json"
-TRUTH = "SYNTHME_truth.csv"
-#: The MEGC2019 composite samples a root simulates (a subset of the packaged list).
-COMPOSITE = "SYNTHME_composite.csv"
-COMPOSITE_COLUMNS: tuple[str, ...] = ("dataset", "subject", "sample", "label")
-TRUTH_COLUMNS: tuple[str, ...] = (
-    "dataset", "subject", "sample", "label", "emotion", "aus", "amplitude_iod",
-    "source_faces", "apex_frame", "onset_frame", "offset_frame",
-)
 
 
 class SynthConfigError(MerlibError, ValueError):
@@ -197,21 +188,21 @@ def _clear(entries: list[Path]) -> None:
 
 @lru_cache(maxsize=2)
 def _pool(root: str):
-    from merlib.data.synth.sources import load_pool
+    from merlib.synth.sources import load_pool
 
     return load_pool(root)
 
 
 def _closed_mouths(pool) -> list[bool]:
     """Whether each pool face's lips are closed (pool order)."""
-    from merlib.data.synth.neutral import mouth_is_open
+    from merlib.synth.neutral import mouth_is_open
 
     return [not mouth_is_open(pool.image(f), f.landmarks) for f in pool.faces]
 
 
 @lru_cache(maxsize=4)
 def _identity(pool_root: str, spec):
-    from merlib.data.synth.morph import morph_identity
+    from merlib.synth.morph import morph_identity
 
     pool = _pool(pool_root)
     faces = {f.id: f for f in pool.faces}
@@ -229,8 +220,8 @@ def _render_clips(pool_root: str, out: str, seed: int, spec, clips) -> int:
     import numpy as np
 
     from merlib.data.layouts import frame_path
-    from merlib.data.synth.plan import key_rng
-    from merlib.data.synth.render import CAMERAS, render_clip
+    from merlib.synth.plan import key_rng
+    from merlib.synth.render import CAMERAS, render_clip
 
     identity = _identity(pool_root, spec)
     written = 0
@@ -315,7 +306,7 @@ def _composite_csv(plan) -> str:
 
 def _marker(cfg: SynthConfig, pool, plan, complete: bool) -> str:
     from merlib import __version__
-    from merlib.data.synth.render import CAMERAS
+    from merlib.synth.render import CAMERAS
 
     used = sorted({f for s in plan.identities for f in s.faces})
     doc = {
@@ -377,9 +368,9 @@ def generate(out: Path | str, cfg: SynthConfig | None = None, progress: bool = T
 
     from merlib.data.layouts import write_annotations
     from merlib.data.schema import DATASETS
-    from merlib.data.synth.plan import make_plan
-    from merlib.data.synth.neutral import expressiveness
-    from merlib.data.synth.sources import clarity, fetch_faces
+    from merlib.synth.plan import make_plan
+    from merlib.synth.neutral import expressiveness
+    from merlib.synth.sources import clarity, fetch_faces
 
     cfg = (cfg or SynthConfig()).validate()
     if workers is not None and (not isinstance(workers, int) or workers < 1):

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from merlib.faces.balance import OPS, augment, balance_training_set, shift_image
+from merlib.training.balance import OPS, augment, balance_training_set, shift_image
 
 
 @pytest.fixture

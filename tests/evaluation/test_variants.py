@@ -9,7 +9,7 @@ import pytest
 
 from merlib.config import FinetuneConfig, Profile, SearchConfig, TrainConfig
 from merlib.errors import ConfigError, DataLayoutError
-from merlib.evaluation import studies as S
+from merlib.evaluation import variants as S
 from merlib.training.crops import synthetic_crop_set
 
 

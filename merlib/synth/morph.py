@@ -22,9 +22,9 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from merlib.data.synth.au import MIRROR
-from merlib.data.synth.neutral import mouth_region, neutral_shape
-from merlib.data.synth.warp import border_anchors, landmark_warp
+from merlib.synth.au import MIRROR
+from merlib.synth.neutral import mouth_region, neutral_shape
+from merlib.synth.warp import border_anchors, landmark_warp
 from merlib.faces.landmarks import LEFT_EYE, RIGHT_EYE, inter_ocular
 
 
@@ -45,7 +45,7 @@ class IdentitySpec:
     flip : bool
         Mirror the result left-right.
     neutral : bool, default=False
-        Neutralise the face shape (:func:`merlib.data.synth.neutral.neutral_shape`).
+        Neutralise the face shape (:func:`merlib.synth.neutral.neutral_shape`).
     mouth_weights : tuple of float, default=()
         Blend weights around the mouth (sum 1, same order; 0 for an open-mouthed
         source); empty: ``weights``.
@@ -107,7 +107,7 @@ def choose_sources(face_ids: Sequence[str], yaws: Sequence[float], keys: Sequenc
     face_ids : sequence of str
         Pool face ids (sorted; the order is part of the determinism).
     yaws : sequence of float
-        Signed head turn of each face (:func:`merlib.data.synth.sources.yaw_offset`).
+        Signed head turn of each face (:func:`merlib.synth.sources.yaw_offset`).
         Faces turned to the image right are mirrored, so all sources of an identity
         look the same way, and only faces whose turns differ by at most
         ``max_yaw_gap`` are blended (else the blend shows two noses).
@@ -119,17 +119,17 @@ def choose_sources(face_ids: Sequence[str], yaws: Sequence[float], keys: Sequenc
     neutral : bool, default=False
         Neutralise every identity's face (:attr:`IdentitySpec.neutral`).
     closed_mouth : sequence of bool, optional
-        Whether each face's lips are closed (:func:`merlib.data.synth.neutral.mouth_is_open`
+        Whether each face's lips are closed (:func:`merlib.synth.neutral.mouth_is_open`
         is False); None: all are. With ``neutral``, every identity gets at least one
         closed-mouthed source, and only those blend around the mouth.
     clarity : sequence of float, optional
-        How clearly each face shows (:func:`merlib.data.synth.sources.clarity`: dlib's
+        How clearly each face shows (:func:`merlib.synth.sources.clarity`: dlib's
         detection score of its photograph, 0 for a blurred one); None: all alike.
         Identities not ``apart`` (the macro subjects, whose expressions are large) leave
         out faces below :data:`MIN_CLARITY`: dlib loses such heads under strong
         expressions.
     expressiveness : sequence of float, optional
-        How far each face is from neutral (:func:`merlib.data.synth.neutral.expressiveness`);
+        How far each face is from neutral (:func:`merlib.synth.neutral.expressiveness`);
         None: all alike. Among faces that led and were used equally often, the nearest
         to neutral leads first: the neutralising warp then changes it least.
     apart : collection of str

@@ -19,8 +19,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from merlib.data.synth.morph import Identity
-from merlib.data.synth.warp import ThinPlateSpline, border_anchors, dense_field
+from merlib.synth.morph import Identity
+from merlib.synth.warp import ThinPlateSpline, border_anchors, dense_field
 from merlib.faces.landmarks import LEFT_EYE, RIGHT_EYE
 
 
@@ -200,7 +200,7 @@ def render_clip(identity: Identity, camera: Camera, displacement_iod: np.ndarray
     identity : Identity
     camera : Camera
     displacement_iod : ndarray of shape (68, 2)
-        Apex landmark displacement, IOD units (:class:`merlib.data.synth.au.Expression`).
+        Apex landmark displacement, IOD units (:class:`merlib.synth.au.Expression`).
     intensities : ndarray of shape (n_frames,)
         Expression intensity per frame, 0 (neutral) to 1 (apex).
     rng : numpy Generator

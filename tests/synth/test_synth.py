@@ -22,19 +22,19 @@ import pytest
 from merlib.data.composite import load_composite_list, megc2019_composite
 from merlib.data.index import index_datasets
 from merlib.data.schema import MACRO_DATASETS, MICRO_DATASETS
-from merlib.data.synth import (
+from merlib.synth import (
     COMPOSITE, MARKER, TRUTH, TRUTH_COLUMNS, SynthConfig, SynthConfigError, _check_output,
     _clear, _composite_csv, generate,
 )
-from merlib.data.synth.au import AU_FIELDS, MIRROR, RECIPES, sample_expression
-from merlib.data.synth.morph import choose_sources, morph_identity
-from merlib.data.synth.neutral import (
+from merlib.synth.au import AU_FIELDS, MIRROR, RECIPES, sample_expression
+from merlib.synth.morph import choose_sources, morph_identity
+from merlib.synth.neutral import (
     NEUTRAL_ELEVATION, NEUTRAL_LIP_GAP, corner_elevation, expressiveness, lip_gap, mouth_is_open,
     neutral_shape,
 )
-from merlib.data.synth.plan import MACRO_CAPS, MICRO_SHARES, key_rng, make_plan, split_counts
-from merlib.data.synth.sources import TEMPLATE, fetch_faces
-from merlib.data.synth.warp import ThinPlateSpline, dense_field
+from merlib.synth.plan import MACRO_CAPS, MICRO_SHARES, key_rng, make_plan, split_counts
+from merlib.synth.sources import TEMPLATE, fetch_faces
+from merlib.synth.warp import ThinPlateSpline, dense_field
 
 SMALL = SynthConfig(seed=0, micro_subjects=6, macro_subjects=4)
 
@@ -324,7 +324,7 @@ def test_neutral_identities_smile_less_as_dlib_sees_them(pool):
     """The morphs of the tiny root's subjects, with and without neutralisation."""
     from dataclasses import replace
 
-    from merlib.data.synth import _closed_mouths
+    from merlib.synth import _closed_mouths
     from merlib.faces.landmarks import detect_faces, landmarks_68
 
     closed = _closed_mouths(pool)
@@ -508,7 +508,7 @@ def test_a_previous_root_is_cleared_but_not_one_with_foreign_files(tmp_path):
 
 def test_unreachable_sources_are_skipped_with_a_warning_then_too_few_faces_fail(
         tmp_path, monkeypatch):
-    from merlib.data.synth import sources
+    from merlib.synth import sources
 
     def unreachable(source, workdir):
         raise sources.FacePoolError(f"{source.name}: registry unreachable")

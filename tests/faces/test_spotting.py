@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from merlib.inference.spotting import SpotConfig, spot
+from merlib.faces.apex import SpotConfig, spot
 
 
 def _clip(n: int, moved: list[int]) -> np.ndarray:

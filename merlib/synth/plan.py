@@ -23,16 +23,16 @@ from merlib.data.composite import load_composite_list
 from merlib.data.frames import middle_frame
 from merlib.data.labels import emotion_to_label
 from merlib.data.layouts import ClipRecord
-from merlib.data.synth.au import Expression, sample_expression
-from merlib.data.synth.morph import IdentitySpec, choose_sources
-from merlib.data.synth.render import CAMERAS
+from merlib.synth.au import Expression, sample_expression
+from merlib.synth.morph import IdentitySpec, choose_sources
+from merlib.synth.render import CAMERAS
 
 #: Subjects per micro dataset in the composite: the split of ``micro_subjects``.
 MICRO_SHARES: dict[str, int] = {"casme2": 24, "samm": 28, "smic": 16}
 #: Most subjects a macro dataset can have (the real datasets' counts; JAFFE's 10 posers).
 MACRO_CAPS: dict[str, int] = {"ckplus": 123, "oulu": 80, "jaffe": 10, "mug": 86}
 
-#: Owners' emotion -> expression recipe (:data:`merlib.data.synth.au.RECIPES`).
+#: Owners' emotion -> expression recipe (:data:`merlib.synth.au.RECIPES`).
 _KIND: dict[str, dict[str | None, str]] = {
     "casme2": {"happiness": "positive", "surprise": "surprise", "disgust": "disgust",
                "repression": "repression", "others": "others"},
@@ -323,7 +323,7 @@ def make_plan(cfg, face_ids: Sequence[str], yaws: Sequence[float],
               closed_mouth: Sequence[bool] | None = None,
               clarity: Sequence[float] | None = None,
               expressiveness: Sequence[float] | None = None) -> Plan:
-    """Plan the dataset for a validated :class:`merlib.data.synth.SynthConfig`.
+    """Plan the dataset for a validated :class:`merlib.synth.SynthConfig`.
 
     Parameters
     ----------
@@ -334,10 +334,10 @@ def make_plan(cfg, face_ids: Sequence[str], yaws: Sequence[float],
         Whether each face's lips are closed (None: all are); used when
         ``cfg.neutral_faces``.
     clarity : sequence of float, optional
-        How clearly each face shows (:func:`merlib.data.synth.sources.clarity`; None: all
+        How clearly each face shows (:func:`merlib.synth.sources.clarity`; None: all
         alike).
     expressiveness : sequence of float, optional
-        How far each face is from neutral (:func:`merlib.data.synth.neutral.expressiveness`;
+        How far each face is from neutral (:func:`merlib.synth.neutral.expressiveness`;
         None: all alike); used when ``cfg.neutral_faces``.
 
     Returns
