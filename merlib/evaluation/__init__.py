@@ -1,7 +1,7 @@
 """Leave-one-subject-out evaluation, metrics on pooled predictions, grid search, intervals.
 
-The protocol, search and studies names load on first use (they import the training
-modules, which themselves use :mod:`merlib.evaluation.metrics`).
+The protocol, search and variants names load on first use (they import torch and the
+training modules).
 """
 from importlib import import_module
 from typing import Any
@@ -11,8 +11,8 @@ from merlib.evaluation.splits import inner_folds, loso_folds
 
 _LAZY = {"LosoResult": "protocol", "evaluate_loso": "protocol", "SearchResult": "search",
          "grid_search": "search", "bootstrap_table": "bootstrap", "paired_table": "bootstrap",
-         "STUDIES": "studies", "Study": "studies", "StudyRun": "studies", "get_study": "studies",
-         "run_study": "studies", "chapter_profile": "studies"}
+         "STUDIES": "variants", "Study": "variants", "StudyRun": "variants", "get_study": "variants",
+         "run_study": "variants", "chapter_profile": "variants"}
 
 __all__ = ["LosoResult", "STUDIES", "SearchResult", "Study", "StudyRun", "bootstrap_table", "chapter_profile",
            "evaluate_loso", "get_study", "grid_search", "inner_folds", "loso_folds", "metrics_table",
