@@ -28,9 +28,14 @@ study             what differs from the full method                             
 CPU budget runs the ablations that way and compares each with ``no_grid``, the full
 method at the same fixed settings, so each row still differs in one thing only.
 
+Chapter 04's Table 2 is :func:`table2_runs` (each row's study, as :func:`table2_study`
+picks it, and the references the rows need), :func:`reference_of` (the run each row is
+compared with) and :func:`table2_pairs` (those comparisons, grouped by reference).
+
 Figures 6-8 need *validation* accuracy per epoch, which a LOSO fold does not have (its
 held-out data is the test subject). :func:`inner_split_curves` trains once on an inner
-split: validation = held-out *training* subjects, never a test subject of any LOSO run.
+split: validation = held-out *training* subjects, never a test subject of any LOSO run;
+:func:`figure_settings` and :func:`figure_curves` give the three figures' settings and curves.
 """
 from __future__ import annotations
 
@@ -38,6 +43,7 @@ import dataclasses
 import json
 import os
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -456,6 +462,227 @@ def combined_predictions(runs: list[StudyRun]) -> pd.DataFrame:
     return out
 
 
+
+# ------------------------------------------------------------ Table 2 (chapter 04)
+
+def _names(value: Sequence[str], parameter: str) -> list[str]:
+    # A bare string would be iterated letter by letter into unknown study names.
+    if isinstance(value, str):
+        raise ConfigError(f"{parameter}: expected a list of study names, got the string {value!r}")
+    return list(value)
+
+
+def _short_reference(short_settings: Mapping[str, Any] | None) -> str:
+    # The reference of the shortened rows: the full method at the same short settings.
+    return "no_grid@short" if short_settings else "no_grid"
+
+
+def table2_study(name: str, comparison: Sequence[str] = (), *, fixed_ablations: bool = True,
+                 short_settings: Mapping[str, Any] | None = None) -> Study:
+    """A Table 2 row's study as chapter 04 runs it.
+
+    With ``fixed_ablations`` the MobileViT ablations run at the profile's fixed settings
+    (``<name>@fixed``; ``no_transfer@fixed`` and ``no_grid`` are chapter 02's runs, read
+    back) and the comparison backbones at the shortened ones (``<name>@short``); ``no_svm``
+    is the full run read through its softmax head, so it keeps the grid search.
+
+    Parameters
+    ----------
+    name : str
+        A :data:`STUDIES` name, e.g. ``"no_l2"`` or ``"resnet18_no_transfer"``.
+    comparison : sequence of str
+        The chapter's comparison backbones: a ``name`` among them is shortened, not just fixed.
+    fixed_ablations : bool
+        False: every study as :data:`STUDIES` defines it (grid search).
+    short_settings : dict, optional
+        Changes of the comparison rows, e.g. ``{"epochs": 2, "batch_size": 16}``; empty or
+        None: the profile's fixed settings (``<name>@fixed``).
+
+    Returns
+    -------
+    Study
+
+    Examples
+    --------
+    >>> table2_study("no_l2").name, table2_study("no_svm").name
+    ('no_l2@fixed', 'no_svm')
+    >>> table2_study("resnet18", ["resnet18"], short_settings={"epochs": 2}).name
+    'resnet18@short'
+    """
+    study = get_study(name)
+    if not fixed_ablations or not study.search or name == "no_svm":
+        return study
+    return study.shortened(dict(short_settings or {})) if name in comparison else study.fixed()
+
+
+def reference_of(study: Study, short_settings: Mapping[str, Any] | None = None) -> str:
+    """The run a Table 2 row is compared with: the full method at the same settings.
+
+    Parameters
+    ----------
+    study : Study
+        The row's study, as :func:`table2_study` gives it (or its softmax head).
+    short_settings : dict, optional
+        The chapter's ``short_settings``: non-empty, the ``@short`` rows are compared with
+        ``no_grid@short``.
+
+    Returns
+    -------
+    str
+        ``"full"`` for a grid-search row and for ``no_grid`` itself; ``"no_grid"`` for a
+        fixed-settings row; ``"no_grid@short"`` (``"no_grid"`` without short settings) for
+        an ``@short`` row, its softmax head (``<name>@short+softmax``) included.
+
+    Examples
+    --------
+    >>> reference_of(get_study("no_l2")), reference_of(get_study("no_l2@fixed"))
+    ('full', 'no_grid')
+    """
+    if study.search or study.name == "no_grid":
+        return "full"
+    # '@short' rows include their softmax heads ('<name>@short+softmax').
+    return _short_reference(short_settings) if "@short" in study.name else "no_grid"
+
+
+def table2_runs(crops: dict[str, Any], profile: Profile, work: str | os.PathLike, *, ablations: Sequence[str],
+                comparison: Sequence[str], fixed_ablations: bool = True,
+                short_settings: Mapping[str, Any] | None = None, n_workers: int | None = 1
+                ) -> dict[str, StudyRun]:
+    """Table 2's runs: the full method, each ablation, each comparison backbone with its
+    softmax head, and the references those rows are compared with.
+
+    Each row is :func:`run_study` of :func:`table2_study`, so rows another chapter already
+    ran are read back. A comparison backbone's softmax row (``<name>+softmax``) is the same
+    run read through the other head. ``no_grid`` (and ``no_grid@short`` with short
+    settings) are run last, when a row is compared with them (:func:`reference_of`) and
+    ``ablations`` did not already hold them.
+
+    Parameters
+    ----------
+    crops : dict of CropSet
+        ``{"composite": ..., "macro": ...}`` (:func:`~merlib.training.crops.prepare_crop_sets`).
+    profile : Profile
+        The full method's settings (:func:`chapter_profile`).
+    work : path
+        The chapter's results folder (:func:`merlib.paths.results_dir`).
+    ablations : sequence of str
+        :data:`STUDIES` names of the ablation rows, e.g. ``["no_transfer", "no_svm"]``.
+    comparison : sequence of str
+        :data:`STUDIES` names of the comparison backbones, e.g. ``["resnet18_no_transfer"]``.
+    fixed_ablations, short_settings
+        As :func:`table2_study`.
+    n_workers : int or None
+        Passed to :func:`run_study`.
+
+    Returns
+    -------
+    dict of str -> StudyRun
+        Study name -> run, in the table's row order: ``full``, then ``ablations`` and
+        ``comparison`` as given (each backbone followed by its softmax head), then the
+        references added.
+
+    Raises
+    ------
+    ConfigError
+        ``ablations`` or ``comparison`` is a string, or names an unknown study.
+    """
+    ablations, comparison = _names(ablations, "ablations"), _names(comparison, "comparison")
+    short = dict(short_settings or {})
+    reference_name = _short_reference(short)
+    full = run_study("full", crops, profile, work, n_workers=n_workers)
+    runs = {"full": full}
+    for name in [*ablations, *comparison]:
+        study = table2_study(name, comparison, fixed_ablations=fixed_ablations, short_settings=short)
+        runs[study.name] = run_study(study, crops, profile, work, n_workers=n_workers)
+        if name in comparison:
+            soft = runs[study.name].with_classifier("softmax")
+            runs[soft.study.name] = soft
+    if "no_grid" not in runs and any(reference_of(r.study, short) == "no_grid" for r in runs.values()):
+        runs["no_grid"] = run_study("no_grid", crops, profile, work, n_workers=n_workers)
+    if any(reference_of(r.study, short) == reference_name for r in runs.values()) and reference_name not in runs:
+        runs[reference_name] = run_study(get_study("no_grid").shortened(short), crops, profile, work,
+                                         n_workers=n_workers)
+    return runs
+
+
+def table2_labels(runs: Mapping[str, StudyRun], short_settings: Mapping[str, Any] | None = None
+                  ) -> dict[str, str]:
+    """Row labels of Table 2: each study's label; with short settings, ``no_grid@short``
+    is named as the full method at those settings (it is the short rows' reference).
+
+    Parameters
+    ----------
+    runs : dict of str -> StudyRun
+        As :func:`table2_runs` returns.
+    short_settings : dict, optional
+
+    Returns
+    -------
+    dict of str -> str
+        Study name -> label, in the order of ``runs`` (``no_grid@short`` last when
+        ``runs`` lacks it).
+    """
+    labels = {name: r.study.label for name, r in runs.items()}
+    short = dict(short_settings or {})
+    if short:
+        shown = ", ".join(f"{k} {v}" for k, v in sorted(short.items()))
+        labels[_short_reference(short)] = f"MobileViT: transfer, SVM, L2 (short: {shown})"
+    return labels
+
+
+def run_times(runs: Mapping[str, StudyRun], labels: Mapping[str, str]) -> pd.DataFrame:
+    """One row per run: its label, settings, wall time and whether it was read back.
+
+    Parameters
+    ----------
+    runs : dict of str -> StudyRun
+    labels : dict of str -> str
+        A label for every key of ``runs`` (:func:`table2_labels`).
+
+    Returns
+    -------
+    DataFrame
+        ``len(runs)`` rows; columns row, settings (``grid search`` or ``fixed``), seconds
+        (the run's own wall time when it was computed), read back from disk.
+
+    Raises
+    ------
+    ConfigError
+        ``labels`` lacks a run's name (names it).
+    """
+    missing = [name for name in runs if name not in labels]
+    if missing:
+        raise ConfigError(f"labels: no label for the runs {missing}")
+    return pd.DataFrame([{"row": labels[name], "settings": "grid search" if r.study.search else "fixed",
+                          "seconds": r.result.seconds, "read back from disk": r.reused}
+                         for name, r in runs.items()])
+
+
+def table2_pairs(runs: Mapping[str, StudyRun], short_settings: Mapping[str, Any] | None = None
+                 ) -> dict[str, list[str]]:
+    """Table 2's paired comparisons: each reference's prediction columns compared with it.
+
+    Parameters
+    ----------
+    runs : dict of str -> StudyRun
+        As :func:`table2_runs` returns.
+    short_settings : dict, optional
+        As :func:`reference_of`.
+
+    Returns
+    -------
+    dict of str -> list of str
+        Reference name (:func:`reference_of`) -> ``pred_<name>`` columns of the rows
+        compared with it, in the order of ``runs``, for
+        :func:`~merlib.evaluation.bootstrap.paired_table`. ``full`` and each reference
+        itself are no row of it (a reference is not compared with itself).
+    """
+    pairs: dict[str, list[str]] = {}
+    for name, r in runs.items():
+        if name != "full" and reference_of(r.study, short_settings) != name:
+            pairs.setdefault(reference_of(r.study, short_settings), []).append(f"pred_{name}")
+    return pairs
+
 # ------------------------------------------------------------ validation curves (Figs 6-8)
 
 def inner_split_curves(crops: Any, cfg: FinetuneConfig, *, transfer_state: dict | None = None,
@@ -563,6 +790,61 @@ def most_chosen(run: Any, cfg: FinetuneConfig) -> FinetuneConfig:
     return cfg.replace(batch_size=int(row["batch_size"]), lr=float(row["lr"]), epochs=int(row["epochs"]))
 
 
-__all__ = ["ARCH_LABELS", "COMPARISON_ARCHS", "STUDIES", "Study", "StudyRun", "cached_inner_split_curves", "chapter_profile", "combined_predictions",
-           "get_study", "inner_split_curves", "macro_transfer", "most_chosen", "read_run", "run_dir",
-           "run_study", "settings", "transfer_dir"]
+
+def figure_settings(full_result: Any, profile: Profile) -> dict[str, FinetuneConfig]:
+    """The fine-tuning settings of Figures 6-8, by panel title.
+
+    Parameters
+    ----------
+    full_result : LosoResult
+        The full method's (grid-search) run: its most chosen grid point (:func:`most_chosen`)
+        is the *full* setting.
+    profile : Profile
+
+    Returns
+    -------
+    dict of str -> FinetuneConfig
+        ``"Figure 6: no grid search"``: the profile's fixed settings; ``"Figure 7: no L2"``:
+        the most chosen point with ``l2 = 0``; ``"Figure 8: grid search and L2 (full)"``:
+        the most chosen point (the fixed settings when the run had no search).
+    """
+    best = most_chosen(full_result, profile.micro)
+    return {"Figure 6: no grid search": profile.micro, "Figure 7: no L2": best.replace(l2=0.0),
+            "Figure 8: grid search and L2 (full)": best}
+
+
+def figure_curves(crops: dict[str, Any], profile: Profile, work: str | os.PathLike,
+                  configs: Mapping[str, FinetuneConfig], *, epochs: int, val_fraction: float = 0.25,
+                  seed: int = 0) -> dict[str, pd.DataFrame]:
+    """Inner-split curves of each of ``configs``, from the profile's macro transfer.
+
+    Parameters
+    ----------
+    crops : dict of CropSet
+        ``{"composite": ..., "macro": ...}``.
+    profile : Profile
+        Its ``macro`` config names the transferred weights (read back or trained).
+    work : path
+        The chapter's results folder; curves are cached in ``work/curves``.
+    configs : dict of str -> FinetuneConfig
+        Title -> settings (:func:`figure_settings`).
+    epochs : int
+        Epochs of each curve (replaces each config's).
+    val_fraction, seed
+        As :func:`inner_split_curves`.
+
+    Returns
+    -------
+    dict of str -> DataFrame
+        Title -> :func:`cached_inner_split_curves` (``epochs`` rows each).
+    """
+    transfer = macro_transfer(crops["macro"], profile.macro, work)
+    return {title: cached_inner_split_curves(crops["composite"], cfg.replace(epochs=epochs), work,
+                                             transfer=transfer, val_fraction=val_fraction, seed=seed)
+            for title, cfg in configs.items()}
+
+__all__ = ["ARCH_LABELS", "COMPARISON_ARCHS", "STUDIES", "Study", "StudyRun", "cached_inner_split_curves",
+           "chapter_profile", "combined_predictions", "figure_curves", "figure_settings", "get_study",
+           "inner_split_curves", "macro_transfer", "most_chosen", "read_run", "reference_of", "run_dir",
+           "run_study", "run_times", "settings", "table2_labels", "table2_pairs", "table2_runs", "table2_study",
+           "transfer_dir"]

@@ -440,6 +440,37 @@ def summary(result: RunResult) -> pd.DataFrame:
     return table.reindex(columns=cols + ["Total"], fill_value=0)
 
 
+#: The :attr:`RunResult.stats` a run table shows, in its column order.
+RUN_TABLE_STATS: tuple[str, ...] = ("jobs", "computed", "cached", "workers", "seconds")
+
+
+def runs_table(runs: dict[str, RunResult]) -> pd.DataFrame:
+    """Whole runs side by side: jobs, work done, workers, wall time and throughput.
+
+    Parameters
+    ----------
+    runs : dict of str to RunResult
+        Row name (e.g. ``'warm rerun'``) to the run, in the order to show.
+
+    Returns
+    -------
+    DataFrame
+        Index ``run``; columns :data:`RUN_TABLE_STATS` and ``images_per_s``
+        (``jobs / seconds``, over the whole run: cached jobs count as images).
+
+    Raises
+    ------
+    ValueError
+        When ``runs`` is empty.
+    """
+    if not runs:
+        raise ValueError("runs: expected at least one run")
+    table = pd.DataFrame([{"run": name, **{k: run.stats[k] for k in RUN_TABLE_STATS}}
+                          for name, run in runs.items()]).set_index("run")
+    table["images_per_s"] = table["jobs"] / table["seconds"]
+    return table
+
+
 def write_outputs(result: RunResult, out_dir: str | os.PathLike,
                   provenance: Provenance | None = None) -> dict[str, Path]:
     """Write ``manifest.csv``, ``report.csv`` and ``run.json`` into ``out_dir``.

@@ -1,8 +1,10 @@
-"""Figures of the pre-processing chapter: the paper's Figure 2 and a QC gallery."""
+"""Figures of the pre-processing chapter: the paper's Figure 2 (and the frame it shows),
+a QC gallery, the balancing strip."""
 from __future__ import annotations
 
 import os
-from typing import Any
+from pathlib import Path
+from typing import Any, NamedTuple
 
 import cv2
 import matplotlib.pyplot as plt
@@ -10,6 +12,8 @@ import numpy as np
 import pandas as pd
 
 from merlib.faces.cache import FaceStore
+from merlib.faces.config import AlignConfig
+from merlib.faces.pipeline import figure2_stages
 from merlib.provenance import Provenance
 
 #: Figure 2's panel letters and the paper's captions.
@@ -17,6 +21,70 @@ FIGURE2_PANELS: dict[str, str] = {
     "A": "original", "B": "grey scale", "C": "face region cropped",
     "D": "rotated: eyes level", "E": "eyes masked",
 }
+
+
+class Figure2Example(NamedTuple):
+    """The frame :func:`pick_figure2_example` chose, and the frames it passed over.
+
+    Attributes
+    ----------
+    row : Series
+        The chosen frame's row of the jobs table (``dataset``, ``sample``,
+        ``frame_path``, ...).
+    stages : dict
+        :func:`merlib.faces.pipeline.figure2_stages` of that frame (panels A-E,
+        landmarks, ``angle_deg``).
+    skipped : list of str
+        One line per candidate without a usable face: ``'<frame_path>: <reason>'``.
+    """
+
+    row: pd.Series
+    stages: dict[str, Any]
+    skipped: list[str]
+
+
+def pick_figure2_example(jobs_table: pd.DataFrame, data_root: str | os.PathLike, cfg: AlignConfig, *,
+                         candidates: int = 12) -> Figure2Example:
+    """The most tilted of the first few CASME II apex frames, for :func:`figure2`.
+
+    The paper shows a CASME II subject; of a few of its frames, the one with the largest
+    eye-line roll shows the rotation best. Without CASME II rows, the first rows of the
+    table stand in.
+
+    Parameters
+    ----------
+    jobs_table : DataFrame
+        :attr:`merlib.faces.run.Jobs.table`: one row per image, with ``dataset`` and
+        ``frame_path`` (relative to ``data_root``).
+    data_root : path
+    cfg : AlignConfig
+        The alignment settings the figure illustrates.
+    candidates : int, default=12
+        How many of the first rows to try (each is aligned once).
+
+    Returns
+    -------
+    Figure2Example
+        The chosen row, its stages, and a line for each candidate that was skipped.
+
+    Raises
+    ------
+    ValueError
+        When ``jobs_table`` is empty or none of its candidate frames holds a face.
+    """
+    casme2 = jobs_table[jobs_table["dataset"] == "casme2"]
+    pool = (casme2 if len(casme2) else jobs_table).head(candidates)
+    tilts, skipped = {}, []
+    for rec in pool.itertuples():
+        try:
+            tilts[rec.Index] = figure2_stages(Path(data_root) / rec.frame_path, cfg)
+        except Exception as err:  # a frame without a face cannot illustrate the figure
+            skipped.append(f"{rec.frame_path}: {err}")
+    if not tilts:
+        raise ValueError(f"jobs_table: none of the {len(pool)} candidate frame(s) holds a face "
+                         f"({'; '.join(skipped) or 'no rows'})")
+    pick = max(tilts, key=lambda i: abs(tilts[i]["angle_deg"]))
+    return Figure2Example(jobs_table.loc[pick], tilts[pick], skipped)
 
 
 def _keep_extent(ax: plt.Axes, image: np.ndarray) -> None:

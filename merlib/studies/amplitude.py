@@ -25,8 +25,10 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -462,3 +464,274 @@ def chance_uf1(labels: Sequence[str] | np.ndarray) -> float:
     counts = y.value_counts().reindex(list(LABELS), fill_value=0).to_numpy(np.float64)
     f1 = np.where(counts > 0, 2 * (counts / k) / (counts + n / k), 0.0)
     return float(f1.mean())
+
+
+#: ``grid="full"`` of :meth:`AmplitudeSettings.from_parameters`: amplitudes 1-5, 64 and
+#: 128 px, with and without transfer, both inputs and every reference.
+FULL_GRID: dict[str, tuple] = {"amplitudes": (1.0, 2.0, 3.0, 4.0, 5.0), "image_sizes": (64, 128),
+                               "transfer": (False, True), "inputs": ("apex", "difference"),
+                               "references": ("majority", "pixels_lr", "hog_svm")}
+
+#: Network inputs the study knows (:func:`run_amplitude_study`).
+INPUTS: tuple[str, ...] = ("apex", "difference")
+
+
+@dataclass(frozen=True)
+class AmplitudeSettings:
+    """The amplitude study's settings, with ``grid`` applied (the chapter's parameters).
+
+    Attributes
+    ----------
+    grid : str
+        ``"given"`` (the sequences below as passed) or ``"full"`` (:data:`FULL_GRID`).
+    amplitudes : tuple of float
+        ``amplitude_scale`` of each root.
+    image_sizes : tuple of int
+        Model input sides, pixels.
+    transfer : tuple of bool
+        Runs with (True) and/or without (False) the macro-trained weights.
+    inputs : tuple of str
+        Network inputs, of :data:`INPUTS`.
+    references : tuple of str
+        ``"majority"`` and/or names of :data:`merlib.evaluation.handcrafted.REFERENCES`.
+    profile, device : str
+        :func:`merlib.config.get_profile`'s arguments.
+    seed : int
+    micro_epochs : int or None
+        Fine-tuning epochs; None (or 0): the profile's.
+    early_grid : int
+        ``svm_early_grid`` of the difference-input runs (0: none).
+    workers : int or None
+        LOSO tasks in parallel (1: in this process).
+    """
+
+    grid: str
+    amplitudes: tuple[float, ...]
+    image_sizes: tuple[int, ...]
+    transfer: tuple[bool, ...]
+    inputs: tuple[str, ...]
+    references: tuple[str, ...]
+    profile: str = "smoke"
+    device: str = "cpu"
+    seed: int = 0
+    micro_epochs: int | None = None
+    early_grid: int = 0
+    workers: int | None = 1
+
+    @classmethod
+    def from_parameters(cls, grid: str, *, amplitudes: Sequence[float], image_sizes: Sequence[int],
+                        transfer: Sequence[bool], inputs: Sequence[str], references: Sequence[str],
+                        profile: str = "smoke", device: str = "cpu", seed: int = 0,
+                        micro_epochs: int | None = None, early_grid: int = 0,
+                        workers: int | None = 1) -> AmplitudeSettings:
+        """The settings of the chapter's parameters: ``grid="full"`` replaces the
+        amplitudes, sizes, transfer, inputs and references by :data:`FULL_GRID`.
+
+        The profile and device are not checked here (:func:`merlib.config.get_profile`
+        does, when the study runs).
+
+        Raises
+        ------
+        ValueError
+            ``grid`` other than ``"given"`` or ``"full"``; an input not in :data:`INPUTS`
+            (names the unknown ones).
+        """
+        if grid == "full":
+            amplitudes, image_sizes, transfer, inputs, references = (
+                FULL_GRID[k] for k in ("amplitudes", "image_sizes", "transfer", "inputs", "references"))
+        elif grid != "given":
+            raise ValueError(f"grid: expected 'given' or 'full', got {grid!r}")
+        if unknown := sorted(set(inputs) - set(INPUTS)):
+            raise ValueError(f"inputs: expected 'apex' and/or 'difference', got {unknown}")
+        return cls(grid, tuple(amplitudes), tuple(image_sizes), tuple(transfer), tuple(inputs), tuple(references),
+                   profile=profile, device=device, seed=seed, micro_epochs=micro_epochs, early_grid=early_grid,
+                   workers=workers)
+
+    def provenance_params(self) -> dict[str, Any]:
+        """The parameters a figure's :class:`~merlib.provenance.Provenance` records
+        (sequences as lists, as the chapter's parameters are written)."""
+        return dict(profile=self.profile, device=self.device, seed=self.seed, grid=self.grid,
+                    amplitudes=list(self.amplitudes), image_sizes=list(self.image_sizes),
+                    transfer=list(self.transfer), inputs=list(self.inputs), micro_epochs=self.micro_epochs,
+                    early_grid=self.early_grid)
+
+
+def synthme_record(root: str | os.PathLike) -> dict[str, Any]:
+    """The ``SYNTHME.json`` record of ``root``.
+
+    Raises
+    ------
+    ValueError
+        ``root`` has no record (not a SynthME root: the study needs known truth).
+    """
+    from merlib.synth import MARKER
+
+    path = Path(root) / MARKER
+    if not path.is_file():
+        raise ValueError(f"data_root: {root} is not a SynthME root; the amplitude study needs simulated data "
+                         "whose truth is known")
+    return json.loads(path.read_text())
+
+
+def study_roots(base: str | os.PathLike, own_root: str | os.PathLike, record: Mapping[str, Any],
+                amplitudes: Sequence[float], *, micro_subjects: int | None = None,
+                macro_subjects: int | None = None) -> dict[float, Path]:
+    """One SynthME root per amplitude, with ``own_root``'s seed and subject counts
+    (:func:`synth_root`).
+
+    Parameters
+    ----------
+    base : path
+        Folder of the generated roots.
+    own_root : path
+        The data root; reused for the amplitude it was generated at.
+    record : mapping
+        ``own_root``'s ``SYNTHME.json`` (:func:`synthme_record`).
+    amplitudes : sequence of float
+    micro_subjects, macro_subjects : int, optional
+        Subjects of the generated roots; None: ``record``'s.
+
+    Returns
+    -------
+    dict of float -> Path
+        ``amplitude_scale`` -> root, in the order of ``amplitudes``.
+    """
+    counts = dict(seed=record["seed"], micro_subjects=micro_subjects or record["micro_subjects"],
+                  macro_subjects=macro_subjects or record["macro_subjects"])
+    return {float(a): synth_root(base, float(a), reuse=[own_root], **counts) for a in amplitudes}
+
+
+@dataclass(frozen=True)
+class AmplitudeStudy:
+    """The runs of :func:`run_amplitude_study`.
+
+    Attributes
+    ----------
+    table : DataFrame
+        :func:`study_table` rows of every run and head view, plus ``transfer``,
+        ``input`` (the view: ``"apex"``, ``"difference"``, ``"difference+grid"``) and
+        ``chance_uf1`` (:func:`chance_uf1` of the run's labels).
+    runs : dict of (float, int, bool, str) -> LosoResult
+        (amplitude, image size, transfer, input) -> the LOSO run.
+    composites : dict of float -> CropSet
+        Amplitude -> the composite's apex crops.
+    left_out : dict of (float, int) -> DataFrame
+        (amplitude, image size) -> the samples the difference input left out (dataset,
+        subject, sample, reason), only where there were any.
+    lines : tuple of str
+        The progress lines, in order.
+    """
+
+    table: pd.DataFrame
+    runs: dict[tuple[float, int, bool, str], Any]
+    composites: dict[float, Any]
+    left_out: dict[tuple[float, int], pd.DataFrame]
+    lines: tuple[str, ...]
+
+
+def run_amplitude_study(roots: Mapping[float, str | os.PathLike], settings: AmplitudeSettings, *,
+                        own_root: str | os.PathLike, echo: Callable[[str], None] | None = None,
+                        show: Callable[[pd.DataFrame], None] | None = None) -> AmplitudeStudy:
+    """The same leak-free LOSO pipeline on each root, with references on the same folds.
+
+    Per root: the composite's crops (and the macro set's, for transfer or for
+    ``own_root``, whose pre-processing manifest other chapters read), then per image
+    size and input: the difference crops (input ``"difference"``), the references of
+    ``settings.references`` on that input, the macro-trained weights (transfer), and
+    :func:`~merlib.evaluation.protocol.evaluate_loso` in ``<results>/amplitude/<name>_<digest>``
+    (:func:`run_folder`; a finished run is read back). Each run's heads
+    (:func:`head_views`) are scored by :func:`study_table`.
+
+    Parameters
+    ----------
+    roots : mapping of float -> path
+        ``amplitude_scale`` -> SynthME root (:func:`study_roots`).
+    settings : AmplitudeSettings
+    own_root : path
+        The book's data root (its crops keep the macro set too).
+    echo : callable, optional
+        Called with each progress line as it happens (e.g. ``print``).
+    show : callable, optional
+        Called with each table of left-out samples (e.g. IPython's ``display``).
+
+    Returns
+    -------
+    AmplitudeStudy
+    """
+    from merlib.config import get_profile
+    from merlib.evaluation.baselines import majority_class_predictions
+    from merlib.evaluation.handcrafted import merge_predictions, reference_predictions
+    from merlib.evaluation.protocol import evaluate_loso
+    from merlib.evaluation.splits import loso_folds
+    from merlib.paths import results_dir
+    from merlib.provenance import Provenance
+    from merlib.training.crops import prepare_crop_sets
+    from merlib.training.difference import difference_crops
+    from merlib.training.transfer import train_macro
+
+    lines: list[str] = []
+
+    def say(line: str) -> None:
+        lines.append(line)
+        if echo is not None:
+            echo(line)
+
+    s = settings
+    prof = get_profile(s.profile, s.device)
+    # The chapter's own names: the loop below is its run loop, call for call.
+    seed, profile, device, micro_epochs, transfer = s.seed, s.profile, s.device, s.micro_epochs, s.transfer
+    rows, runs, comps, left = [], {}, {}, {}
+    key = ["dataset", "subject", "sample", "label"]
+    others = [n for n in s.references if n != "majority"]
+    for a, r in roots.items():
+        prov_a = Provenance.for_data(r, profile=profile, device=device, seed=seed)
+        # The book's own root keeps both sets in its pre-processing manifest (other chapters read the macro set).
+        sets = ["composite", "macro"] if any(transfer) or Path(r) == Path(own_root) else ["composite"]
+        crops = prepare_crop_sets(r, sets=sets, seed=seed, allow_missing=True, provenance=prov_a)
+        comps[a] = crops["composite"]
+        truth_a = read_truth(r)
+        work = results_dir(r, profile, fingerprint=prov_a.data_fingerprint)
+        for size in s.image_sizes:
+            cfg = prof.micro.replace(seed=seed, image_size=size,
+                                     **({"epochs": micro_epochs} if micro_epochs else {}))
+            for kind in s.inputs:
+                comp = crops["composite"]
+                if kind == "difference":
+                    comp, left_out = difference_crops(comp, r, size=size, cache_dir=work / "clips")
+                    if len(left_out):
+                        left[(a, size)] = left_out
+                        say(f"amplitude x{a:g}: {len(left_out)} sample(s) without an aligned onset/apex pair, "
+                            "left out:")
+                        if show is not None:
+                            show(left_out)
+                refs = (reference_predictions(comp, others, folds=loso_folds(comp.groups),
+                                              cache_dir=work / "references") if others else None)
+                for use_transfer in transfer:
+                    if use_transfer and kind == "difference":
+                        continue  # the macro set has no onset frames for JAFFE: no macro counterpart of this input
+                    weights = None
+                    if use_transfer:
+                        macro_cfg = prof.macro.replace(seed=seed, image_size=size)
+                        weights = train_macro(crops["macro"], macro_cfg,
+                                              work / "amplitude" / f"transfer_{size}px").out_dir
+                    name = (f"loso_{size}px_{'transfer' if use_transfer else 'scratch'}"
+                            f"{'' if kind == 'apex' else '_' + kind}")
+                    cfg_k = cfg.replace(svm_early_grid=s.early_grid) if kind == "difference" else cfg
+                    res = evaluate_loso(comp, cfg_k, run_folder(work / "amplitude", name, cfg_k), transfer=weights,
+                                        n_workers=s.workers)
+                    preds = res.predictions.copy()
+                    preds["pred_majority"] = majority_class_predictions(preds).astype(object).to_numpy()
+                    if refs is not None:
+                        preds = merge_predictions(preds, refs[[*key, "fold", *[f"pred_{n}" for n in others]]])
+                    cols = ["pred_majority", *[f"pred_{n}" for n in others]]
+                    for view, p, extra in head_views(preds, kind):
+                        t = study_table(p, a, composite_amplitudes(truth_a, comp.meta), size,
+                                        method="pred_svm", references=[*extra, *cols], seed=seed)
+                        t["transfer"] = use_transfer
+                        t["input"] = view
+                        t["chance_uf1"] = chance_uf1(preds["label"])
+                        rows.append(t)
+                    runs[(a, size, use_transfer, kind)] = res
+                    say(f"amplitude x{a:g}, {size} px, transfer={use_transfer}, input={kind}: {res.seconds:.0f} s "
+                        f"({res.tasks['reused']} of {res.tasks['total']} folds read back)")
+    return AmplitudeStudy(pd.concat(rows, ignore_index=True), runs, comps, left, tuple(lines))

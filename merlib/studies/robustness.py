@@ -29,14 +29,19 @@ Two network inputs (``input``):
   landmarks are found on the perturbed apex frame and both frames are aligned with that
   one transform, as :func:`merlib.faces.clips.align_clip` does. Noise is drawn anew for
   each frame (a sensor's noise is not the same twice).
+
+Chapter 08 calls :func:`prepare_robustness` (the studied root, its crops and the folds),
+:func:`run_robustness` and :func:`summarise`, and writes :func:`summary_lines` as its verdict;
+its table and figure are :mod:`merlib.reporting.robustness`.
 """
 from __future__ import annotations
 
 import json
 import os
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -45,6 +50,10 @@ from merlib.config import FinetuneConfig
 from merlib.data.schema import LABELS
 from merlib.errors import ConfigError, DataLayoutError
 from merlib.faces.perturb import PERTURBATIONS, perturb
+
+if TYPE_CHECKING:
+    from merlib.provenance import Provenance
+    from merlib.training.crops import CropSet
 
 #: The book's grid: three to five strengths per perturbation, mild to severe.
 BOOK_GRID: dict[str, tuple[float, ...]] = {
@@ -478,3 +487,195 @@ def worst(summary: pd.DataFrame, k: int = 3) -> pd.DataFrame:
     s = summary[summary["perturbation"] != "clean"]
     per = s.loc[s.groupby("perturbation")["uf1"].idxmin()].sort_values("d_uf1")
     return per.head(k).reset_index(drop=True)
+
+
+@dataclass(frozen=True)
+class RobustnessSetup:
+    """What chapter 08 studies: the root, its crops, the settings and the perturbed folds.
+
+    Attributes
+    ----------
+    root : Path
+        The studied SynthME root (the data root itself at its own amplitude, else one
+        generated under ``work_dir() / "amplitude"``).
+    grid : dict of str -> tuple of float
+        Perturbation -> strengths (:func:`check_grid`).
+    n_subjects : int or None
+        Test subjects perturbed (None: all; ``grid="full"`` sets it to None).
+    cfg : FinetuneConfig
+        The profile's micro settings with the chapter's seed, image size and epochs.
+    provenance : Provenance
+        Of ``root``, with the chapter's parameters.
+    crops : CropSet
+        The composite crops (n_samples, S, S): apex crops, or the difference images of
+        side ``image_size`` for ``input="difference"``.
+    left_out : DataFrame
+        dataset, subject, sample, reason: samples without an aligned onset/apex pair
+        (always empty for ``input="apex"``).
+    work : Path
+        The root's results folder for the profile (:func:`merlib.paths.results_dir`).
+    folds : list of int
+        LOSO fold indices whose test subjects are perturbed (:func:`pick_folds`).
+    subjects : list of str
+        Their ``dataset/subject`` keys, in the order of ``folds``.
+    amplitude : float
+    input : {"apex", "difference"}
+    image_size : int
+    """
+
+    root: Path
+    grid: dict[str, tuple[float, ...]]
+    n_subjects: int | None
+    cfg: FinetuneConfig
+    provenance: Provenance
+    crops: CropSet
+    left_out: pd.DataFrame
+    work: Path
+    folds: list[int]
+    subjects: list[str]
+    amplitude: float
+    input: str
+    image_size: int
+
+    def describe(self) -> str:
+        """Two lines: the root, samples and perturbed folds; then the grid."""
+        grid = {k: list(v) for k, v in self.grid.items()}
+        return (f"root {self.root} (amplitude x{self.amplitude:g}); {len(self.crops)} composite samples "
+                f"({self.input} input); perturbing the test subjects of {len(self.folds)} of "
+                f"{len(set(self.crops.groups))} folds: {self.subjects}\n{grid}")
+
+
+def prepare_robustness(data_root: str | os.PathLike | None = None, *, profile: str = "smoke",
+                       device: str = "cpu", seed: int = 0, amplitude: float = 1.0, image_size: int = 64,
+                       input: str = "difference", grid: str = "given",
+                       perturbations: Mapping[str, Sequence[float]] | None = None,
+                       n_subjects: int | None = None, micro_epochs: int | None = None,
+                       micro_subjects: int | None = None,
+                       macro_subjects: int | None = None) -> RobustnessSetup:
+    """Chapter 08's set-up: the root at ``amplitude``, its crops, the config and the folds.
+
+    The arguments are the chapter's parameters, under the same names.
+
+    Parameters
+    ----------
+    data_root : path, optional
+        A SynthME root (None: :func:`merlib.paths.resolve_data_root`); its ``SYNTHME.json``
+        gives the seed and subject counts of the studied root.
+    profile : {"smoke", "paper"}
+    device : str
+    seed : int
+        Fine-tuning seed, crop selection and fold draw.
+    amplitude : float
+        Amplitude scale of the studied root: the data root when it records this
+        amplitude, else a root generated once under ``work_dir() / "amplitude"``
+        (:func:`merlib.studies.amplitude.synth_root`).
+    image_size : int
+        Model input side, pixels (and the difference images' side).
+    input : {"apex", "difference"}
+        The network input (:data:`INPUTS`).
+    grid : {"given", "full"}
+        ``"given"``: ``perturbations``; ``"full"``: :data:`FULL_GRID` on every test subject.
+    perturbations : mapping of str -> sequence of float, optional
+        Perturbation -> strengths (None: :data:`BOOK_GRID`); ignored for ``grid="full"``.
+    n_subjects : int, optional
+        Test subjects perturbed (None: all; :func:`pick_folds`).
+    micro_epochs : int, optional
+        Fine-tuning epochs (None or 0: the profile's).
+    micro_subjects, macro_subjects : int, optional
+        Subjects of the studied root (None: the data root's).
+
+    Returns
+    -------
+    RobustnessSetup
+
+    Raises
+    ------
+    ConfigError
+        ``grid`` or ``input`` unknown, a bad perturbation grid, or ``data_root`` not a
+        SynthME root (this chapter reads the amplitude from its truth).
+    """
+    from merlib.config import get_profile
+    from merlib.evaluation.splits import loso_folds
+    from merlib.paths import resolve_data_root, results_dir, work_dir
+    from merlib.provenance import Provenance
+    from merlib.studies.amplitude import synth_root
+    from merlib.training.crops import prepare_crop_sets
+    from merlib.training.difference import difference_crops
+
+    if grid == "full":
+        perturbations, n_subjects = FULL_GRID, None
+    elif grid != "given":
+        raise ConfigError(f"grid: expected 'given' or 'full', got {grid!r}")
+    chosen_grid = check_grid(perturbations if perturbations is not None else BOOK_GRID)
+    base = resolve_data_root(data_root)
+    if not (base / "SYNTHME.json").is_file():
+        raise ConfigError(f"data_root: {base} is not a SynthME root; this chapter picks the amplitude from its truth")
+    record = json.loads((base / "SYNTHME.json").read_text())
+    root = synth_root(work_dir() / "amplitude", float(amplitude), reuse=[base], seed=record["seed"],
+                      micro_subjects=micro_subjects or record["micro_subjects"],
+                      macro_subjects=macro_subjects or record["macro_subjects"])
+    prof = get_profile(profile, device)
+    cfg = prof.micro.replace(seed=seed, image_size=image_size, **({"epochs": micro_epochs} if micro_epochs else {}))
+    # After the root and the profile: the order in which chapter 08 has always checked.
+    if input not in INPUTS:
+        raise ConfigError(f"input: expected one of {INPUTS}, got {input!r}")
+    prov = Provenance.for_data(root, profile=profile, device=device, seed=seed, amplitude=amplitude,
+                               image_size=image_size, input=input, grid=grid, n_subjects=n_subjects,
+                               micro_epochs=micro_epochs)
+    # The book's own root keeps both sets in its pre-processing manifest (other chapters read the macro set).
+    sets = ["composite", "macro"] if root == base else ["composite"]
+    crops = prepare_crop_sets(root, sets=sets, seed=seed, allow_missing=True, provenance=prov)["composite"]
+    work = results_dir(root, profile, fingerprint=prov.data_fingerprint)
+    left_out = pd.DataFrame(columns=["dataset", "subject", "sample", "reason"])
+    if input == "difference":
+        crops, left_out = difference_crops(crops, root, size=image_size, cache_dir=work / "clips")
+    folds = pick_folds(crops.groups, n_subjects, seed=seed)
+    subjects = [loso_folds(crops.groups)[i].test_subject for i in folds]
+    return RobustnessSetup(root=root, grid=chosen_grid, n_subjects=n_subjects, cfg=cfg, provenance=prov,
+                           crops=crops, left_out=left_out, work=work, folds=folds, subjects=subjects,
+                           amplitude=amplitude, input=input, image_size=image_size)
+
+
+def summary_lines(summary: pd.DataFrame, subjects: Sequence[str]) -> list[str]:
+    """The chapter's verdict, one Markdown paragraph per line.
+
+    The largest UF1 losses (:func:`worst`), the clean UF1 and what is absorbed
+    (:func:`absorbed`), the losses whose paired interval excludes 0, the detection
+    failures (only when there are any) and, with fewer than 6 test subjects, a warning
+    that the intervals are wide or degenerate.
+
+    Parameters
+    ----------
+    summary : DataFrame
+        :func:`summarise` output (a ``clean`` row and one row per condition).
+    subjects : sequence of str
+        The perturbed test subjects (:attr:`RobustnessSetup.subjects`).
+
+    Returns
+    -------
+    list of str
+        3 to 5 lines; join them with blank lines for Markdown.
+    """
+    from merlib.evaluation.bootstrap import format_interval
+    from merlib.faces.perturb import UNITS
+
+    clean = summary[summary["perturbation"] == "clean"].iloc[0]
+    lines = []
+    lines.append("Largest UF1 losses (at each perturbation's worst strength): " + "; ".join(
+        f"**{r.perturbation}** at {r.strength:g} ({UNITS[r.perturbation]}): "
+        f"UF1 {format_interval(r.uf1, r.uf1_lo, r.uf1_hi)}, {r.d_uf1:+.3f} vs clean, {r.failed} of {r.n} faces lost"
+        for r in worst(summary, 3).itertuples()) + ".")
+    kept = absorbed(summary)
+    lines.append(f"Clean UF1 {format_interval(clean['uf1'], clean['uf1_lo'], clean['uf1_hi'])}. Absorbed at every "
+                 "strength tried (no face lost, no real UF1 loss): " + (", ".join(kept) if kept else "none") + ".")
+    real = summary[(summary["perturbation"] != "clean") & (summary["d_uf1_hi"] < 0)]
+    lines.append("Losses whose paired interval excludes 0: " + ("; ".join(
+        f"{r.perturbation} {r.strength:g}: {format_interval(r.d_uf1, r.d_uf1_lo, r.d_uf1_hi, signed=True)}"
+        for r in real.itertuples()) if len(real) else "none") + ".")
+    failing = summary[(summary["perturbation"] != "clean") & (summary["failed"] > 0)]
+    if len(failing):
+        lines.append("Face-detection failures caused by the perturbation: " + "; ".join(
+            f"{r.perturbation} {r.strength:g}: {r.failed}" for r in failing.itertuples()) + ".")
+    if len(subjects) < 6:
+        lines.append("**Few test subjects**: the intervals are wide or degenerate; the book run perturbs more.")
+    return lines

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 
 #: The augmentations, one drawn per new sample: shift along x, shift along y, mirror.
 OPS: tuple[str, ...] = ("shift_x", "shift_y", "flip")
@@ -170,3 +171,82 @@ def balance_training_set(
         origin=np.concatenate([train, np.asarray(new_origin, dtype=np.int64)]),
         op=np.array([""] * len(train) + new_op, dtype=str),
     )
+
+
+def balancing_report(
+    X: np.ndarray,
+    labels: np.ndarray | Sequence,
+    rows: pd.DataFrame,
+    set_names: Sequence[str],
+    *,
+    seed: int,
+) -> tuple[pd.DataFrame, tuple[Balanced, str]]:
+    """Class counts of each set's training split before and after balancing.
+
+    One split per set: the ``composite`` set (when it holds more than one subject) loses
+    its smallest subject, as one leave-one-subject-out fold would, so the held-out
+    subject's rows are shown untouched; any other set is balanced whole, as the training
+    set of transfer learning. Each split goes through :func:`balance_training_set` with
+    the same ``seed``.
+
+    Parameters
+    ----------
+    X : ndarray of shape (N, H, W) or (N, H, W, C)
+        The aligned crops (:func:`merlib.faces.run.load_crops`).
+    labels : array-like of shape (N,)
+        One label per crop (unlabelled crops named, not NaN: they are a class here).
+    rows : DataFrame
+        N rows in the order of ``X``, with columns ``set`` and ``subject``.
+    set_names : sequence of str
+        The sets to report, in row order of the table; a set without rows is skipped.
+    seed : int
+        Passed to :func:`balance_training_set` for every split.
+
+    Returns
+    -------
+    counts : DataFrame of int
+        Index ``split`` (sorted), columns (``before`` | ``after``, label); 0 where a
+        split has no sample of a class.
+    example : (Balanced, str)
+        The split with the most new samples (the first such, in ``set_names`` order)
+        and its name, for a figure of the augmentations (it may have none: check
+        ``example[0].op``).
+
+    Raises
+    ------
+    ValueError
+        When ``X``, ``labels`` and ``rows`` differ in length, ``rows`` lacks a column,
+        or no set of ``set_names`` has a row.
+    """
+    labels = np.asarray(labels)
+    if not len(X) == len(labels) == len(rows):
+        raise ValueError(f"X, labels, rows: expected one label and one row per crop, got {len(X)} crops, "
+                         f"{len(labels)} labels and {len(rows)} rows")
+    missing = [c for c in ("set", "subject") if c not in rows.columns]
+    if missing:
+        raise ValueError(f"rows: missing columns {missing}")
+    # Row positions index X: labels of the frame's index must not stand in for them.
+    rows = rows.reset_index(drop=True)
+    tables, example = [], None
+    for name in set_names:
+        idx = np.flatnonzero(rows["set"].to_numpy() == name)
+        if name == "composite" and rows.loc[idx, "subject"].nunique() > 1:
+            held_out = rows.loc[idx, "subject"].value_counts().index[-1]  # smallest subject
+            test = idx[rows.loc[idx, "subject"].to_numpy() == held_out]
+            train = np.setdiff1d(idx, test)
+            split = f"composite, fold without subject {held_out}"
+        else:
+            train, test, split = idx, np.array([], dtype=int), name
+        if len(train) == 0:
+            continue
+        bal = balance_training_set(X, labels, train, seed=seed, test_idx=test)
+        before = pd.Series(labels[train]).value_counts()
+        after = pd.Series(bal.y).value_counts()
+        tables.append(pd.DataFrame({"before": before, "after": after}).fillna(0).astype(int)
+                      .rename_axis("label").reset_index().assign(split=split))
+        if example is None or (bal.op != "").sum() > (example[0].op != "").sum():
+            example = (bal, split)
+    if not tables:
+        raise ValueError(f"set_names: none of {list(set_names)} has a row in rows['set']")
+    counts = pd.concat(tables).pivot(index="split", columns="label", values=["before", "after"])
+    return counts.fillna(0).astype(int), example
