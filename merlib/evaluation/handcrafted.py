@@ -1,4 +1,5 @@
-"""Simple references on the method's own LOSO folds: majority class, pixels, HOG, LBP-TOP, HOOF.
+"""Simple references on the method's own LOSO folds: majority class, pixels, HOG, LBP-TOP, HOOF,
+Bi-WOOF.
 
 Each reference turns the same samples into a predictions table shaped like
 ``predictions.csv`` of :mod:`merlib.evaluation.protocol` (dataset, subject, sample,
@@ -18,6 +19,10 @@ name               features                                                 clas
 ``hoof_svm``       HOOF: magnitude-weighted optical-flow orientation        linear SVM
                    histograms (OpenCV Farneback, onset -> apex), 5 x 5
                    blocks
+``biwoof_svm``     Bi-WOOF (Liong et al. 2018): TV-L1 flow onset -> apex,   linear SVM
+                   orientation histograms weighted locally by the flow's
+                   magnitude and globally by each block's optical strain,
+                   5 x 5 blocks, 8 bins
 =================  ======================================================  ===========
 
 Every classifier is a scikit-learn pipeline (StandardScaler, then a linear-kernel SVC or
@@ -188,6 +193,81 @@ def hoof(onset: np.ndarray, apex: np.ndarray, grid: int = 5, bins: int = 8) -> n
 def hoof_features(key_frames: np.ndarray, grid: int = 5, bins: int = 8) -> np.ndarray:
     """:func:`hoof` of (N, 2, H, W) onset/apex pairs: (N, grid**2 * bins) float32."""
     return np.stack([hoof(k[0], k[1], grid, bins) for k in np.asarray(key_frames)])
+
+
+def optical_strain(u: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """Magnitude of the optical strain of a flow field: (H, W) float64.
+
+    The strain tensor is the symmetric part of the flow's gradient, ``e_xx = du/dx``,
+    ``e_yy = dv/dy``, ``e_xy = e_yx = (du/dy + dv/dx) / 2`` (central differences);
+    its magnitude ``sqrt(e_xx**2 + e_yy**2 + e_xy**2 + e_yx**2)``. A rigid translation
+    has none: strain measures how the skin stretches, which a head's motion does not.
+
+    Parameters
+    ----------
+    u, v : ndarray of shape (H, W)
+        Horizontal and vertical flow, pixels.
+    """
+    u, v = np.asarray(u, np.float64), np.asarray(v, np.float64)
+    du_dy, du_dx = np.gradient(u)
+    dv_dy, dv_dx = np.gradient(v)
+    e_xy = 0.5 * (du_dy + dv_dx)
+    return np.sqrt(du_dx ** 2 + dv_dy ** 2 + 2.0 * e_xy ** 2)
+
+
+def biwoof(onset: np.ndarray, apex: np.ndarray, grid: int = 5, bins: int = 8) -> np.ndarray:
+    """Bi-Weighted Oriented Optical Flow of one onset/apex pair (Liong et al. 2018).
+
+    As published (Signal Process. Image Commun. 62:82-92; the authors' MATLAB release,
+    christy1206/biwoof, ``biwoof.m``):
+
+    1. TV-L1 optical flow from the onset to the apex (scikit-image's
+       :func:`~skimage.registration.optical_flow_tvl1`, its defaults);
+    2. per block of a ``grid`` x ``grid`` division, a histogram of the flow's
+       orientation in ``bins`` equal bins over [-180, 180) degrees, each pixel weighted
+       by its flow magnitude (the *local* weight), divided by its sum;
+    3. each block's histogram multiplied by the sum of the optical strain magnitude
+       (:func:`optical_strain`) over the block (the *global* weight): blocks where the
+       skin deforms count, blocks that only shift do not;
+    4. the whole vector divided by its L2 norm.
+
+    Parameters
+    ----------
+    onset, apex : ndarray of shape (H, W), uint8
+        Aligned with the same transform (:func:`merlib.faces.clips.align_clip`).
+    grid : int, default=5
+    bins : int, default=8
+
+    Returns
+    -------
+    ndarray of shape (grid * grid * bins,), float32
+        All zeros when nothing moved.
+    """
+    from skimage.registration import optical_flow_tvl1
+
+    onset, apex = np.asarray(onset), np.asarray(apex)
+    if onset.shape != apex.shape or onset.ndim != 2 or onset.dtype != np.uint8:
+        raise ConfigError(f"onset, apex: expected two uint8 (H, W) frames of one shape, got "
+                          f"{onset.dtype} {onset.shape} and {apex.dtype} {apex.shape}")
+    v, u = optical_flow_tvl1(onset.astype(np.float64) / 255.0, apex.astype(np.float64) / 255.0)
+    mag = np.hypot(u, v)
+    ang = np.arctan2(v, u)  # [-pi, pi]
+    b = np.clip(((ang + np.pi) / (2 * np.pi) * bins).astype(np.int64), 0, bins - 1)
+    h, w = onset.shape
+    block = _block_index(h, grid)[:, None] * grid + _block_index(w, grid)[None, :]
+    hist = np.bincount((block * bins + b).ravel(), weights=mag.ravel(),
+                       minlength=grid * grid * bins).reshape(grid * grid, bins)
+    total = hist.sum(1, keepdims=True)
+    hist = np.divide(hist, total, out=np.zeros_like(hist), where=total > 1e-12)
+    strain = np.bincount(block.ravel(), weights=optical_strain(u, v).ravel(), minlength=grid * grid)
+    feats = (hist * strain[:, None]).ravel()
+    norm = float(np.linalg.norm(feats))
+    return (feats / norm if norm > 1e-12 else feats).astype(np.float32)
+
+
+def biwoof_features(key_frames: np.ndarray, grid: int = 5, bins: int = 8) -> np.ndarray:
+    """:func:`biwoof` of (N, 2, H, W) onset/apex pairs: (N, grid**2 * bins) float32."""
+    return np.stack([biwoof(k[0], k[1], grid, bins) for k in np.asarray(key_frames)])
 
 
 # ------------------------------------------------------------------ classifiers
@@ -402,6 +482,19 @@ def hoof_svm_predictions(key_frames: np.ndarray, meta: pd.DataFrame, folds=None,
                         folds=folds)
 
 
+def biwoof_svm_predictions(key_frames: np.ndarray, meta: pd.DataFrame, folds=None, *, grid: int = 5,
+                           bins: int = 8, C: float | Sequence[float] | None = None) -> pd.DataFrame:
+    """Linear SVM on Bi-WOOF of aligned onset/apex pairs (``pred_biwoof_svm``).
+
+    Parameters
+    ----------
+    key_frames : ndarray of shape (n_samples, 2, S, S), uint8
+        ``ClipSet.key_frames``.
+    """
+    return loso_predict(biwoof_features(key_frames, grid, bins), meta, "biwoof_svm", kind="svm", C=C,
+                        folds=folds)
+
+
 def merge_predictions(*tables: pd.DataFrame) -> pd.DataFrame:
     """Join prediction tables of the same rows side by side (checks they are the same rows).
 
@@ -426,8 +519,11 @@ def merge_predictions(*tables: pd.DataFrame) -> pd.DataFrame:
 
 
 # ------------------------------------------------------------ all, through a cache
-#: Reference names in table order; the last two read aligned clips (need ``data_root``).
-REFERENCES: tuple[str, ...] = ("majority", "pixels_lr", "hog_svm", "lbp_top_svm", "hoof_svm")
+#: Reference names in table order.
+REFERENCES: tuple[str, ...] = ("majority", "pixels_lr", "hog_svm", "lbp_top_svm", "hoof_svm", "biwoof_svm")
+
+#: The references that read the aligned clips (need ``data_root``).
+CLIP_REFERENCES: tuple[str, ...] = ("lbp_top_svm", "hoof_svm", "biwoof_svm")
 
 #: The references computed from the apex crops alone.
 APEX_REFERENCES: tuple[str, ...] = ("majority", "pixels_lr", "hog_svm")
@@ -461,7 +557,7 @@ def reference_predictions(crops, names: Sequence[str] = APEX_REFERENCES, *,
         Any of :data:`REFERENCES`.
     folds : None, array of subject keys, or list of Fold
     data_root : path, optional
-        Needed for ``lbp_top_svm`` and ``hoof_svm`` (they read the clips).
+        Needed for :data:`CLIP_REFERENCES` (they read the clips).
     cache_dir : path, optional
         When given, each reference's table is stored there as
         ``<name>-<key>.csv``, keyed by the crops' fingerprint, the folds, the settings and
@@ -484,15 +580,15 @@ def reference_predictions(crops, names: Sequence[str] = APEX_REFERENCES, *,
     unknown = [n for n in names if n not in REFERENCES]
     if unknown or not names:
         raise ConfigError(f"names: expected a non-empty subset of {REFERENCES}, got {list(names)}")
-    if {"lbp_top_svm", "hoof_svm"} & set(names) and data_root is None:
-        raise ConfigError("data_root: lbp_top_svm and hoof_svm read the aligned clips; pass the data root")
+    if set(CLIP_REFERENCES) & set(names) and data_root is None:
+        raise ConfigError(f"data_root: {', '.join(CLIP_REFERENCES)} read the aligned clips; pass the data root")
     folds = _as_folds(folds, crops.groups)
     align_cfg = align_cfg or AlignConfig()
     clip_cfg = clip_cfg or ClipConfig()
     clips = None
     tables = []
     for name in names:
-        extra = {"align": align_cfg.crop_key(), "clip": clip_cfg} if name in ("lbp_top_svm", "hoof_svm") else {}
+        extra = {"align": align_cfg.crop_key(), "clip": clip_cfg} if name in CLIP_REFERENCES else {}
         path = Path(cache_dir) / f"{name}-{_reference_key(crops, name, folds, extra)}.csv" if cache_dir else None
         if path is not None and path.is_file():
             table = pd.read_csv(path, dtype={c: str for c in ("dataset", "subject", "sample", "label")},
@@ -511,8 +607,12 @@ def reference_predictions(crops, names: Sequence[str] = APEX_REFERENCES, *,
                 if len(clips.report):
                     raise ConfigError(f"data_root: {len(clips.report)} clip(s) of the crop set cannot be "
                                       f"aligned, e.g. {clips.report['reason'].iloc[0]}")
-            table = (lbp_top_svm_predictions(clips.X, crops.meta, folds) if name == "lbp_top_svm"
-                     else hoof_svm_predictions(clips.key_frames, crops.meta, folds))
+            if name == "lbp_top_svm":
+                table = lbp_top_svm_predictions(clips.X, crops.meta, folds)
+            elif name == "hoof_svm":
+                table = hoof_svm_predictions(clips.key_frames, crops.meta, folds)
+            else:
+                table = biwoof_svm_predictions(clips.key_frames, crops.meta, folds)
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = path.with_name(path.name + ".tmp")

@@ -23,7 +23,7 @@ LABELS: dict[str, str] = {
     "svm": "method, SVM head", "softmax": "method, softmax head", "pred": "method",
     "majority": "majority class", "pixels_lr": "pixels (64 px) + logistic regression",
     "hog_svm": "HOG (64 px) + linear SVM", "lbp_top_svm": "LBP-TOP + linear SVM (MEGC2019 baseline)",
-    "hoof_svm": "HOOF + linear SVM",
+    "hoof_svm": "HOOF + linear SVM", "biwoof_svm": "Bi-WOOF + linear SVM",
 }
 
 #: Which rows are the method and which are references.

@@ -56,6 +56,63 @@ def test_hoof_follows_the_flow_direction():
     np.testing.assert_allclose(f.sum(-1)[f.sum(-1) > 0], 1.0, atol=1e-5)
 
 
+def test_optical_strain_is_zero_for_rigid_motion_and_the_stretch_rate_otherwise():
+    y, x = np.mgrid[0:32, 0:32].astype(np.float64)
+    np.testing.assert_allclose(hc.optical_strain(np.full_like(x, 2.0), np.full_like(x, -1.0)), 0.0)
+    w = 0.05                                 # a small rotation: the skin is not stretched
+    np.testing.assert_allclose(hc.optical_strain(-w * (y - 16), w * (x - 16)), 0.0, atol=1e-12)
+    np.testing.assert_allclose(hc.optical_strain(0.1 * x, np.zeros_like(x)), 0.1)
+    # shear du/dy = 0.2: e_xy = e_yx = 0.1, magnitude sqrt(2) * 0.1
+    np.testing.assert_allclose(hc.optical_strain(0.2 * y, np.zeros_like(x)), np.sqrt(2) * 0.1)
+
+
+def _expanded(base: np.ndarray, centre: tuple[float, float], radius: float, gain: float) -> np.ndarray:
+    """``base`` with a smooth local expansion around ``centre`` (a bulge: the skin stretches)."""
+    import cv2
+
+    h, w = base.shape
+    y, x = np.mgrid[0:h, 0:w].astype(np.float32)
+    dx, dy = x - centre[0], y - centre[1]
+    bump = np.exp(-(dx ** 2 + dy ** 2) / (2 * radius ** 2))
+    # Each output pixel samples nearer the centre: content moves outwards.
+    return cv2.remap(base, x - gain * bump * dx, y - gain * bump * dy, cv2.INTER_LINEAR,
+                     borderMode=cv2.BORDER_REFLECT)
+
+
+def test_biwoof_weights_the_block_whose_skin_stretches():
+    rng = np.random.default_rng(0)
+    base = cv_blur(rng.integers(0, 256, (80, 80)).astype(np.uint8))
+    moved = _expanded(base, (40, 40), radius=6.0, gain=0.25)
+    f = hc.biwoof(base, moved)
+    assert f.shape == (200,) and f.dtype == np.float32
+    assert np.linalg.norm(f) == pytest.approx(1.0, abs=1e-5)
+    per_block = np.linalg.norm(f.reshape(25, 8), axis=1)
+    # The middle block of 5 x 5 leads; the bump's flanks reach its four neighbours; the
+    # border blocks, where nothing stretches, are near zero.
+    assert per_block.argmax() == 12 and per_block[12] > 0.5
+    assert per_block.reshape(5, 5)[[0, 4]].max() < 0.05
+    # Outward motion in the middle block: every orientation bin is used, none dominates.
+    assert (f.reshape(25, 8)[12] > 0).sum() >= 6
+    # A pair without motion has nothing to weight.
+    assert not hc.biwoof(base, base).any()
+    with pytest.raises(ConfigError, match="onset, apex"):
+        hc.biwoof(base, base[:40])
+
+
+def test_biwoof_orientation_bins_start_at_minus_180_degrees():
+    rng = np.random.default_rng(1)
+    base = cv_blur(rng.integers(0, 256, (80, 80)).astype(np.uint8))
+    # Stretch the left half leftwards (content at x < 40 moves left, increasingly).
+    import cv2
+
+    y, x = np.mgrid[0:80, 0:80].astype(np.float32)
+    shift = np.where(x < 40, 0.04 * (40 - x), 0.0).astype(np.float32)  # up to 1.6 px
+    moved = cv2.remap(base, x + shift, y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+    block = hc.biwoof(base, moved).reshape(25, 8)[11]  # middle row, second column
+    # Leftward motion is 180 degrees: the first bin [-180, -135) or the last [135, 180).
+    assert block[[0, 7]].sum() > 0.7 * block.sum()
+
+
 def cv_blur(x: np.ndarray) -> np.ndarray:
     import cv2
 
@@ -209,12 +266,13 @@ def test_clip_references_through_the_cache(synth_root, tmp_path, monkeypatch):
     monkeypatch.setattr(clips_mod, "default_clip_dir", lambda: tmp_path / "clips")
     clips = clips_mod.load_clips(table, synth_root)
     crops = CropSet(clips.key_frames[:, 1].copy(), table[["dataset", "subject", "sample", "label"]].astype(str))
-    out = hc.reference_predictions(crops, ("majority", "lbp_top_svm", "hoof_svm"), data_root=synth_root,
+    out = hc.reference_predictions(crops, ("majority", "lbp_top_svm", "hoof_svm", "biwoof_svm"), data_root=synth_root,
                                    cache_dir=tmp_path / "refs")
-    assert {"pred_majority", "pred_lbp_top_svm", "pred_hoof_svm"} <= set(out.columns)
+    assert {"pred_majority", "pred_lbp_top_svm", "pred_hoof_svm", "pred_biwoof_svm"} <= set(out.columns)
+    assert set(out["pred_biwoof_svm"]) <= set(LABELS)
     assert len(out) == len(crops) and set(out["pred_hoof_svm"]) <= set(LABELS)
-    assert len(list((tmp_path / "refs").glob("*.csv"))) == 3
-    again = hc.reference_predictions(crops, ("majority", "lbp_top_svm", "hoof_svm"), data_root=synth_root,
+    assert len(list((tmp_path / "refs").glob("*.csv"))) == 4
+    again = hc.reference_predictions(crops, ("majority", "lbp_top_svm", "hoof_svm", "biwoof_svm"), data_root=synth_root,
                                      cache_dir=tmp_path / "refs")
     pd.testing.assert_frame_equal(out, again)
     with pytest.raises(ConfigError, match="data_root"):
