@@ -218,6 +218,12 @@ def _cmd_synth(args: argparse.Namespace) -> int:
         macro_subjects=args.macro_subjects,
         amplitude_scale=args.amplitude_scale,
         faces_dir=args.faces_dir,
+        appearance=args.appearance,
+        appearance_strength=args.appearance_strength,
+        au_statistics=args.au_statistics,
+        head_motion_iod=args.head_motion,
+        blink_rate=args.blink_rate,
+        weak_fraction=args.weak_fraction,
     )
     root = generate(args.out, cfg, progress=not args.quiet, workers=_cap_workers(args))
     print(f"simulated dataset -> {root}")
@@ -348,6 +354,18 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--macro-subjects", type=_checked_by("macro_subjects", int, _synth_check), default=16)
     s.add_argument("--amplitude-scale", type=_checked_by("amplitude_scale", float, _synth_check),
                    default=1.0)
+    s.add_argument("--appearance", choices=("none", "facs"), default="none",
+                   help="facs: action units also change the skin (wrinkles, furrows, bulges)")
+    s.add_argument("--appearance-strength", type=_checked_by("appearance_strength", float, _synth_check),
+                   default=1.0, help="contrast of the appearance changes (1: the documented depths)")
+    s.add_argument("--au-statistics", choices=("recipes", "real"), default="recipes",
+                   help="real: micro samples combine AUs as the real composite's do")
+    s.add_argument("--head-motion", type=_checked_by("head_motion_iod", float, _synth_check), default=0.0,
+                   help="rigid head motion within a clip, IOD (spread over the clip)")
+    s.add_argument("--blink-rate", type=_checked_by("blink_rate", float, _synth_check), default=0.0,
+                   help="share of clips with an eye blink")
+    s.add_argument("--weak-fraction", type=_checked_by("weak_fraction", float, _synth_check), default=0.0,
+                   help="share of micro clips with a weak expression (amplitude x 0.3-0.6)")
     s.add_argument("--faces-dir", type=Path, default=None,
                    help="source-face pool made by `merlib faces` (default: the user cache)")
     s.add_argument("--workers", type=_int_in(1), default=None,

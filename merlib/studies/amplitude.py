@@ -54,12 +54,16 @@ def root_name(amplitude: float, *, seed: int = 0, micro_subjects: int = 24, macr
     return f"seed{seed}_micro{micro_subjects}_macro{macro_subjects}_amp{float(amplitude):g}"
 
 
-def _matches(marker: Path, want: dict) -> bool:
+def _matches(marker: Path, want: dict, realism: dict | None = None) -> bool:
+    from merlib.synth import realism_of
+
     try:
         rec = json.loads(marker.read_text())
     except (OSError, ValueError):
         return False
     if rec.get("complete") is not True:
+        return False
+    if realism is not None and realism_of(rec) != realism:
         return False
     for key, value in want.items():
         got = rec.get(key)
@@ -75,7 +79,7 @@ def _matches(marker: Path, want: dict) -> bool:
 
 def synth_root(base: str | os.PathLike, amplitude: float, *, seed: int = 0, micro_subjects: int = 24,
                macro_subjects: int = 16, reuse: Sequence[str | os.PathLike] = (),
-               workers: int | None = None) -> Path:
+               workers: int | None = None, realism: dict | None = None) -> Path:
     """A complete SynthME root at ``amplitude``, generated once and reused.
 
     Parameters
@@ -91,6 +95,10 @@ def synth_root(base: str | os.PathLike, amplitude: float, *, seed: int = 0, micr
         the same settings (e.g. the book's own ``data/synthme`` at amplitude 1).
     workers : int, optional
         Rendering processes.
+    realism : dict, optional
+        The generator's realism options (:data:`merlib.synth.REALISM_FIELDS`, e.g.
+        ``realism_of`` of the data root's record), so that a study root differs from the
+        data root in its amplitude only; None: the generator's defaults.
 
     Returns
     -------
@@ -101,20 +109,26 @@ def synth_root(base: str | os.PathLike, amplitude: float, *, seed: int = 0, micr
     ConfigError
         ``amplitude`` out of range.
     """
-    from merlib.synth import MARKER, SynthConfig, generate
+    from merlib.synth import MARKER, SynthConfig, generate, realism_of
 
     if isinstance(amplitude, bool) or not isinstance(amplitude, (int, float)) or not 0 < amplitude <= AMPLITUDE_MAX:
         raise ConfigError(f"amplitude: expected a number in (0, {AMPLITUDE_MAX:g}] (the generator's "
                           f"amplitude_scale), got {amplitude!r}")
     cfg = SynthConfig(seed=seed, micro_subjects=micro_subjects, macro_subjects=macro_subjects,
-                      amplitude_scale=float(amplitude))
+                      amplitude_scale=float(amplitude), **(realism or {})).validate()
     want = {k: v for k, v in cfg.record().items() if k in _ROOT_KEYS}
+    # An absent realism field is its default: compare the filled-in values.
+    want_realism = realism_of(cfg.record())
     for candidate in reuse:
-        if _matches(Path(candidate) / MARKER, want):
+        if _matches(Path(candidate) / MARKER, want, want_realism):
             return Path(candidate)
-    out = Path(base) / root_name(amplitude, seed=seed, micro_subjects=micro_subjects,
-                                 macro_subjects=macro_subjects)
-    if not _matches(out / MARKER, want):
+    name = root_name(amplitude, seed=seed, micro_subjects=micro_subjects, macro_subjects=macro_subjects)
+    if want_realism != realism_of({}):
+        from merlib.paths import settings_digest
+
+        name += f"_{settings_digest(want_realism, 6)}"
+    out = Path(base) / name
+    if not _matches(out / MARKER, want, want_realism):
         # An incomplete or different root in our own folder is regenerated (generate()
         # clears a previous SynthME root first).
         generate(out, cfg, progress=False, workers=workers)
@@ -596,9 +610,12 @@ def study_roots(base: str | os.PathLike, own_root: str | os.PathLike, record: Ma
     dict of float -> Path
         ``amplitude_scale`` -> root, in the order of ``amplitudes``.
     """
+    from merlib.synth import realism_of
+
     counts = dict(seed=record["seed"], micro_subjects=micro_subjects or record["micro_subjects"],
                   macro_subjects=macro_subjects or record["macro_subjects"])
-    return {float(a): synth_root(base, float(a), reuse=[own_root], **counts) for a in amplitudes}
+    return {float(a): synth_root(base, float(a), reuse=[own_root], realism=realism_of(record), **counts)
+            for a in amplitudes}
 
 
 @dataclass(frozen=True)

@@ -42,8 +42,22 @@ from pathlib import Path
 from merlib.data.simulated import COMPOSITE, COMPOSITE_COLUMNS, MARKER, TRUTH, TRUTH_COLUMNS
 from merlib.errors import MerlibError
 
-__all__ = ["SynthConfig", "SynthConfigError", "generate", "MARKER", "TRUTH", "TRUTH_COLUMNS",
+__all__ = ["SynthConfig", "SynthConfigError", "generate", "render_samples", "realism_of", "REALISM_FIELDS", "MARKER", "TRUTH", "TRUTH_COLUMNS",
            "COMPOSITE", "COMPOSITE_COLUMNS"]
+
+
+#: Options added to make SynthME as hard as the real composite; their defaults are the
+#: generator before them.
+REALISM_FIELDS: tuple[str, ...] = ("appearance", "appearance_strength", "au_statistics",
+                                   "head_motion_iod", "blink_rate", "weak_fraction")
+
+
+def realism_of(record: dict) -> dict:
+    """The :data:`REALISM_FIELDS` of a root's ``SYNTHME.json`` record, an absent one at its
+    default (the generator before it): what a study root must share with the data root
+    it extends."""
+    defaults = {f.name: f.default for f in fields(SynthConfig) if f.name in REALISM_FIELDS}
+    return {k: record.get(k, v) for k, v in defaults.items()}
 
 
 class SynthConfigError(MerlibError, ValueError):
@@ -90,6 +104,27 @@ class SynthConfig:
         subject has (while the pool has one), and partners that add the fewest sharing
         pairs. Leave-one-subject-out then leaks less appearance between subjects
         (measured by :func:`merlib.studies.overlap.source_overlap`).
+    appearance : {"none", "facs"}, default="none"
+        ``"facs"``: each action unit also changes the skin (wrinkles, furrows, bulges,
+        the mouth's inside; :mod:`.appearance`), driven by the same intensity curve as
+        the warp. ``"none"``: the warp alone, the generator as it was before.
+    appearance_strength : float, default=1.0
+        Contrast of the appearance changes, [0, 5] (1: :data:`.appearance.DEPTH` at a
+        macro-expression's amplitude).
+    au_statistics : {"recipes", "real"}, default="recipes"
+        How a micro-expression sample of the three classes picks its AUs. ``"real"``:
+        as the real composite's samples do (:func:`.au.real_combination`: mostly one or
+        two AUs, overlapping classes). ``"recipes"``: from :data:`.au.RECIPES`, richer
+        prototypes (the generator as it was before).
+    head_motion_iod : float, default=0.0
+        Rigid head motion within a clip, [0, 0.2]: the spread of the head's displacement
+        over a clip, IOD units (:func:`.render.sample_nuisance`). 0: only the camera's
+        slow drift.
+    blink_rate : float, default=0.0
+        Share of clips with one eye blink, [0, 1].
+    weak_fraction : float, default=0.0
+        Share of micro clips whose expression is weak, [0, 1]: their amplitude range is
+        multiplied by a factor drawn from [0.3, 0.6].
     """
 
     seed: int = 0
@@ -102,6 +137,12 @@ class SynthConfig:
     faces_per_identity: tuple[int, int] = (2, 3)
     neutral_faces: bool = True
     distinct_sources: bool = True
+    appearance: str = "none"
+    appearance_strength: float = 1.0
+    au_statistics: str = "recipes"
+    head_motion_iod: float = 0.0
+    blink_rate: float = 0.0
+    weak_fraction: float = 0.0
 
     def validate(self) -> SynthConfig:
         """Raise :class:`SynthConfigError` on the first bad field; return ``self``."""
@@ -132,14 +173,34 @@ class SynthConfig:
         for name in ("neutral_faces", "distinct_sources"):
             if not isinstance(getattr(self, name), bool):
                 raise bad(name, "True or False")
+        if self.appearance not in ("none", "facs"):
+            raise bad("appearance", "'none' or 'facs'")
+        if self.au_statistics not in ("recipes", "real"):
+            raise bad("au_statistics", "'recipes' or 'real'")
+        for name, hi in (("appearance_strength", 5.0), ("head_motion_iod", 0.2), ("blink_rate", 1.0),
+                         ("weak_fraction", 1.0)):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0.0 <= float(v) <= hi:
+                raise bad(name, f"a number in [0, {hi:g}]")
         return self
+
+    def look(self) -> tuple[str, float, float, float]:
+        """What the renderer needs besides the plan: appearance, its strength, head
+        motion and blink rate."""
+        return (self.appearance, float(self.appearance_strength), float(self.head_motion_iod),
+                float(self.blink_rate))
 
     def record(self) -> dict:
         """The fields for ``SYNTHME.json``. ``faces_dir`` is left out: it is a
-        machine-specific path, and the pool digest identifies the faces instead."""
+        machine-specific path, and the pool digest identifies the faces instead. The
+        realism options (:data:`REALISM_FIELDS`) are recorded only when they differ from
+        the generator before them, so such a root's files, marker included, are the same
+        bytes as before and keep their data fingerprint."""
         out = {}
         for f in fields(self):
             if f.name == "faces_dir":
+                continue
+            if f.name in REALISM_FIELDS and getattr(self, f.name) == f.default:
                 continue
             v = getattr(self, f.name)
             out[f.name] = list(v) if isinstance(v, tuple) else v
@@ -210,26 +271,49 @@ def _identity(pool_root: str, spec):
                           [faces[i].landmarks for i in spec.faces])
 
 
-def _render_clips(pool_root: str, out: str, seed: int, spec, clips) -> int:
+def _render_one(identity, clip, seed: int, look: tuple[str, float, float, float], skin: float) -> list:
+    """The frames of one planned clip, as :func:`generate` writes them."""
+    import numpy as np
+
+    from merlib.synth.appearance import shading_map
+    from merlib.synth.plan import key_rng
+    from merlib.synth.render import CAMERAS, render_clip, sample_nuisance
+
+    appearance, strength, head_motion, blink_rate = look
+    rec = clip.record
+    key = (clip.dataset, rec.subject, rec.sample)
+    # Appearance and nuisances draw from streams of their own: without them, a clip
+    # renders the same bytes as before they existed.
+    shading = (shading_map(identity.image.shape[:2], identity.landmarks, clip.expression, strength,
+                           skin, key_rng(seed, "appearance", *key))
+               if appearance == "facs" else None)
+    nuisance = (sample_nuisance(len(rec.frames), identity.iod, head_motion, blink_rate,
+                                key_rng(seed, "nuisance", *key))
+                if len(rec.frames) > 1 else None)
+    return render_clip(identity, CAMERAS[clip.dataset], clip.expression.displacement,
+                       np.asarray(clip.intensities), key_rng(seed, "render", *key), shading=shading,
+                       nuisance=nuisance)
+
+
+def _render_clips(pool_root: str, out: str, seed: int, spec, clips,
+                  look: tuple[str, float, float, float] = ("none", 1.0, 0.0, 0.0)) -> int:
     """Worker: render and write clips of one identity -> number of frames written.
 
     Each clip draws from its own keyed generator, so the bytes do not depend on which
     worker renders it or in which order.
     """
     import cv2
-    import numpy as np
 
     from merlib.data.layouts import frame_path
+    from merlib.synth.appearance import skin_factor
     from merlib.synth.plan import key_rng
-    from merlib.synth.render import CAMERAS, render_clip
 
     identity = _identity(pool_root, spec)
+    skin = skin_factor(key_rng(seed, "skin", spec.key))
     written = 0
     for clip in clips:
         rec = clip.record
-        rng = key_rng(seed, "render", clip.dataset, rec.subject, rec.sample)
-        images = render_clip(identity, CAMERAS[clip.dataset], clip.expression.displacement,
-                             np.asarray(clip.intensities), rng)
+        images = _render_one(identity, clip, seed, look, skin)
         for number, image in zip(rec.frames, images):
             path = frame_path(clip.dataset, Path(out), rec, number)
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -237,6 +321,51 @@ def _render_clips(pool_root: str, out: str, seed: int, spec, clips) -> int:
                 raise MerlibError(f"cannot write frame {path}")
             written += 1
     return written
+
+
+def render_samples(cfg: SynthConfig, keys: list[tuple[str, str, str]]) -> dict[tuple[str, str, str], tuple]:
+    """Render a few clips of the root ``cfg`` would generate, without writing a root.
+
+    Parameters
+    ----------
+    cfg : SynthConfig
+    keys : list of (dataset, subject, sample)
+        Samples of ``cfg``'s plan (e.g. rows of its ``SYNTHME_composite.csv``).
+
+    Returns
+    -------
+    dict
+        key -> (frames, clip plan): the same frames :func:`generate` writes for that
+        sample (uint8, BGR or grey), and its :class:`~merlib.synth.plan.ClipPlan` (truth:
+        onset, apex, AUs, amplitude).
+
+    Raises
+    ------
+    SynthConfigError
+        A key that ``cfg`` does not plan.
+    """
+    from merlib.synth.appearance import skin_factor
+    from merlib.synth.neutral import expressiveness
+    from merlib.synth.plan import key_rng, make_plan
+    from merlib.synth.sources import clarity, fetch_faces
+
+    cfg = cfg.validate()
+    pool = fetch_faces(cfg.faces_dir)
+    closed = _closed_mouths(pool) if cfg.neutral_faces else None
+    plan = make_plan(cfg, [f.id for f in pool.faces], [f.yaw for f in pool.faces], closed,
+                     [clarity(f) for f in pool.faces], [expressiveness(f.landmarks) for f in pool.faces])
+    clips = {(c.dataset, c.record.subject, c.record.sample): c for c in plan.clips}
+    specs = {s.key: s for s in plan.identities}
+    out = {}
+    for key in keys:
+        if tuple(key) not in clips:
+            raise SynthConfigError(f"keys: {key} is not a sample of this configuration's plan")
+        clip = clips[tuple(key)]
+        spec = specs[clip.identity]
+        identity = _identity(str(pool.root), spec)
+        frames = _render_one(identity, clip, cfg.seed, cfg.look(), skin_factor(key_rng(cfg.seed, "skin", spec.key)))
+        out[tuple(key)] = (frames, clip)
+    return out
 
 
 def _jobs(plan, max_frames: int = 160) -> list[tuple]:
@@ -328,7 +457,9 @@ def _marker(cfg: SynthConfig, pool, plan, complete: bool) -> str:
                         "iod_px": c.iod_px, "note": c.note} for d, c in CAMERAS.items()},
         "note": ("Simulated data. Each subject is a landmark-aligned morph of two or more "
                  "real photographs (see the face pool manifest); expressions are "
-                 "landmark warps along action-unit directions."),
+                 "landmark warps along action-unit directions"
+                 + (", with the skin's appearance changes of each action unit drawn "
+                    "procedurally." if cfg.appearance == "facs" else ".")),
     }
     return json.dumps(doc, indent=1, sort_keys=False) + "\n"
 
@@ -386,7 +517,7 @@ def generate(out: Path | str, cfg: SynthConfig | None = None, progress: bool = T
     out.mkdir(parents=True, exist_ok=True)
     (out / MARKER).write_text(_marker(cfg, pool, plan, complete=False))
 
-    jobs = [(str(pool.root), str(out), cfg.seed, spec, clips) for spec, clips in _jobs(plan)]
+    jobs = [(str(pool.root), str(out), cfg.seed, spec, clips, cfg.look()) for spec, clips in _jobs(plan)]
     n_workers = min(workers or os.cpu_count() or 1, len(jobs))
     bar = tqdm(total=len(plan.clips), unit="clip", desc="SynthME", disable=not progress)
     try:

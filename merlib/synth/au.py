@@ -61,6 +61,11 @@ _HALF_TABLES: dict[int, dict[int, tuple[float, float]]] = {
          50: (0.1, 0.3), 51: (0.0, 0.3), 57: (0.0, -0.3), 58: (0.1, -0.3)},
     25: {66: (0.0, 1.0), 67: (0.0, 0.9), 57: (0.0, 0.6), 58: (0.0, 0.55), 59: (0.0, 0.4),
          61: (0.0, -0.2), 62: (0.0, -0.2)},
+    # Lip presser: the lips pressed together and narrowed, the red of the lips thinner.
+    24: {50: (0.0, 0.5), 51: (0.0, 0.55), 61: (0.0, 0.7), 62: (0.0, 0.75), 58: (0.0, -0.5),
+         57: (0.0, -0.55), 67: (0.0, -0.7), 66: (0.0, -0.75), 48: (0.15, 0.0), 60: (0.1, 0.0)},
+    # Nostril dilator: the wings flare outwards.
+    38: {31: (-1.0, 0.0), 32: (-0.5, 0.1), 30: (0.0, 0.0)},
     26: {8: (0.0, 1.0), 7: (0.0, 0.9), 6: (0.0, 0.7), 5: (0.0, 0.45), 4: (0.0, 0.2),
          57: (0.0, 0.95), 58: (0.0, 0.9), 59: (0.0, 0.7), 66: (0.0, 0.9), 67: (0.0, 0.85),
          48: (0.0, 0.3), 60: (0.0, 0.35)},
@@ -116,6 +121,58 @@ RECIPES: dict[str, tuple[tuple[int, ...], ...]] = {
     "others": ((4,), (7,), (17,), (1,), (23,), (14,)),
     "neutral": ((),),
 }
+
+
+#: How the real composite's samples combine AUs, per objective class: the most frequent
+#: combinations with their counts, then each AU's share of the class's samples, and the
+#: class size. Counted from the owners' CASME II and SAMM sheets joined to the MEGC2019
+#: list (``shared/real_composite_statistics.md``: 180 negative, 58 positive, 40 surprise
+#: samples; AUs below 5% of a class are left out there and here).
+REAL_COMBINATIONS: dict[str, tuple[tuple[tuple[int, ...], int], ...]] = {
+    "negative": (((7,), 29), ((4,), 24), ((4, 7), 21), ((17,), 15), ((4, 10), 10), ((15,), 6),
+                 ((14,), 6), ((10,), 5)),
+    "positive": (((12,), 34), ((14,), 4), ((6, 12), 3), ((7, 12), 3), ((12, 15), 2),
+                 ((6, 12, 15), 2), ((12, 24), 2)),
+    "surprise": (((1, 2), 17), ((5,), 8), ((1,), 3), ((2, 12), 1), ((25,), 1), ((2, 26, 38), 1),
+                 ((1, 2, 5, 7), 1), ((1, 2, 25), 1)),
+}
+REAL_AU_SHARES: dict[str, dict[int, float]] = {
+    "negative": {4: 0.43, 7: 0.41, 17: 0.16, 10: 0.12, 15: 0.09, 9: 0.08, 14: 0.07},
+    "positive": {12: 0.93, 6: 0.09, 14: 0.07, 15: 0.07, 7: 0.05},
+    "surprise": {2: 0.62, 1: 0.57, 5: 0.28, 25: 0.08, 26: 0.08, 14: 0.05},
+}
+REAL_CLASS_SIZES: dict[str, int] = {"negative": 180, "positive": 58, "surprise": 40}
+REAL_MEAN_AUS: dict[str, float] = {"negative": 1.62, "positive": 1.38, "surprise": 1.77}
+
+
+def real_combination(label: str, rng: np.random.Generator) -> tuple[int, ...]:
+    """Draw one sample's AUs as the real composite's ``label`` samples combine them.
+
+    A listed combination is drawn with its count's share of the class; otherwise (the
+    class's long tail of rarer combinations) two or three distinct AUs are drawn in
+    proportion to their shares, redrawn while they form a listed combination, so the
+    class's mean number of AUs per sample is about the real one (checked in ``tests/synth/test_appearance.py``).
+    """
+    if label not in REAL_COMBINATIONS:
+        raise ValueError(f"label {label!r}: expected one of {sorted(REAL_COMBINATIONS)}")
+    combos = REAL_COMBINATIONS[label]
+    counts = np.array([n for _, n in combos], np.float64)
+    listed = counts.sum() / REAL_CLASS_SIZES[label]
+    if rng.random() < listed:
+        return combos[int(rng.choice(len(combos), p=counts / counts.sum()))][0]
+    shares = REAL_AU_SHARES[label]
+    aus = np.array(sorted(shares))
+    p = np.array([shares[a] for a in aus])
+    listed_combos = {c for c, _ in combos}
+    for _ in range(100):
+        k = 3 if rng.random() < 0.25 else 2
+        combo = tuple(sorted(int(a) for a in rng.choice(aus, size=min(k, len(aus)), replace=False,
+                                                         p=p / p.sum())))
+        # The long tail holds the combinations the list does not: a listed one drawn here
+        # would inflate its count beyond the real one.
+        if combo not in listed_combos:
+            return combo
+    return combo
 
 
 @dataclass(frozen=True)
@@ -175,7 +232,7 @@ def expression_field(aus: tuple[int, ...], weights: tuple[float, ...], side: int
 
 
 def sample_expression(kind: str, amplitude_range: tuple[float, float],
-                      rng: np.random.Generator) -> Expression:
+                      rng: np.random.Generator, aus: tuple[int, ...] | None = None) -> Expression:
     """Draw one expression of ``kind`` with per-sample variation.
 
     Parameters
@@ -185,6 +242,9 @@ def sample_expression(kind: str, amplitude_range: tuple[float, float],
     amplitude_range : (float, float)
         Range of the apex amplitude (largest landmark displacement), IOD units.
     rng : numpy Generator
+    aus : tuple of int, optional
+        The AUs to use (e.g. :func:`real_combination`); by default one of ``kind``'s
+        :data:`RECIPES`, drawn from ``rng``.
 
     Returns
     -------
@@ -192,8 +252,11 @@ def sample_expression(kind: str, amplitude_range: tuple[float, float],
     """
     if kind not in RECIPES:
         raise ValueError(f"expression kind {kind!r}: expected one of {sorted(RECIPES)}")
-    options = RECIPES[kind]
-    aus = options[int(rng.integers(len(options)))]
+    if aus is None:
+        options = RECIPES[kind]
+        aus = options[int(rng.integers(len(options)))]
+    elif unknown := [a for a in aus if a not in AU_FIELDS]:
+        raise ValueError(f"aus: no displacement field for AU {unknown}")
     weights = tuple(float(w) for w in rng.uniform(0.6, 1.0, size=len(aus)))
     side = 1 if rng.random() < 0.5 else -1
     asymmetry = float(rng.uniform(-0.25, 0.25))

@@ -23,7 +23,7 @@ from merlib.data.composite import load_composite_list
 from merlib.data.frames import middle_frame
 from merlib.data.labels import emotion_to_label
 from merlib.data.layouts import ClipRecord
-from merlib.synth.au import Expression, sample_expression
+from merlib.synth.au import Expression, real_combination, sample_expression
 from merlib.synth.morph import IdentitySpec, choose_sources
 from merlib.synth.render import CAMERAS
 
@@ -210,9 +210,18 @@ def _micro_clip(cfg, dataset: str, subject: str, sample: str, emotion: str,
     key = (dataset, subject, sample)
     frames, apex_i = _micro_frames(dataset, key_rng(seed, "frames", *key))
     lo, hi = cfg.micro_amplitude_iod
-    expr = sample_expression(_KIND[dataset][emotion],
-                             (lo * cfg.amplitude_scale, hi * cfg.amplitude_scale),
-                             key_rng(seed, "expression", *key))
+    scale = cfg.amplitude_scale
+    # The options of later generator versions draw from streams of their own, so that a
+    # root without them plans the same clips as before they existed.
+    if cfg.weak_fraction > 0:
+        weak = key_rng(seed, "weak", *key)
+        if weak.random() < cfg.weak_fraction:
+            scale *= float(weak.uniform(0.3, 0.6))
+    aus = None
+    if cfg.au_statistics == "real" and label is not None:
+        aus = real_combination(label, key_rng(seed, "aus", *key))
+    expr = sample_expression(_KIND[dataset][emotion], (lo * scale, hi * scale),
+                             key_rng(seed, "expression", *key), aus=aus)
     if dataset == "smic":
         rec = ClipRecord(subject, sample, emotion, frames, part="HS")
     else:

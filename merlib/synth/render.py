@@ -182,6 +182,71 @@ def template_to_frame(identity: Identity, shot: Shot, points: np.ndarray) -> np.
     return shot.scale * (d @ rot_inv.T) + np.asarray(shot.eyes)
 
 
+@dataclass(frozen=True)
+class Nuisance:
+    """What a real recording adds to a clip besides the expression.
+
+    Attributes
+    ----------
+    shift : ndarray of shape (n_frames, 2), float64
+        Extra rigid head translation per frame, template pixels (a random walk: the
+        subject shifts in the chair), added to the camera's slow drift.
+    roll_deg : ndarray of shape (n_frames,), float64
+        Extra in-plane head rotation per frame about the eyes' midpoint, degrees.
+    blink : ndarray of shape (n_frames,), float64, or None
+        Eyelid closure per frame, 0 (open) to 1 (closed); None: no blink.
+    """
+
+    shift: np.ndarray
+    roll_deg: np.ndarray
+    blink: np.ndarray | None = None
+
+
+def sample_nuisance(n_frames: int, iod_px: float, head_motion_iod: float, blink_rate: float,
+                    rng: np.random.Generator) -> Nuisance | None:
+    """Draw a clip's nuisances; None when there are none to draw.
+
+    Parameters
+    ----------
+    n_frames : int
+    iod_px : float
+        The identity's inter-ocular distance, template pixels.
+    head_motion_iod : float
+        Standard deviation of the head's displacement over the whole clip, IOD units
+        (a random walk whose end has this spread), and the same number times 20 as its
+        rotation over the clip in degrees (0.02 IOD: ~0.4 degree).
+    blink_rate : float
+        Probability that the clip holds one blink (closing and opening over about a
+        quarter of the clip, at a random time).
+    rng : numpy Generator
+        The clip's own nuisance stream (not the rendering's, so that a root without
+        nuisances renders the same bytes as before they existed).
+    """
+    if head_motion_iod <= 0 and blink_rate <= 0:
+        return None
+    step = head_motion_iod / np.sqrt(max(n_frames - 1, 1))
+    steps = rng.normal(0.0, step * iod_px, size=(n_frames, 2))
+    shift = np.cumsum(steps, axis=0) - steps[0]
+    turns = rng.normal(0.0, 20.0 * step, size=n_frames)
+    roll = np.cumsum(turns) - turns[0]
+    blink = None
+    if blink_rate > 0 and rng.random() < blink_rate and n_frames >= 3:
+        centre = float(rng.uniform(0.0, 1.0)) * (n_frames - 1)
+        half = max(1.0, 0.125 * n_frames)
+        x = np.clip(1.0 - np.abs(np.arange(n_frames) - centre) / half, 0.0, 1.0)
+        blink = 0.5 - 0.5 * np.cos(np.pi * x)
+    return Nuisance(shift, roll, blink)
+
+
+def blink_displacement(landmarks: np.ndarray) -> np.ndarray:
+    """Landmark displacement of closed eyes (68, 2), template pixels: the upper lids
+    (37, 38, 43, 44) come down onto the lower lids (41, 40, 47, 46)."""
+    disp = np.zeros((68, 2), np.float64)
+    for upper, lower in ((37, 41), (38, 40), (43, 47), (44, 46)):
+        disp[upper] = 0.9 * (landmarks[lower] - landmarks[upper])
+    return disp
+
+
 def expression_tps(identity: Identity, displacement_px: np.ndarray) -> ThinPlateSpline:
     """TPS of the apex displacement (template px) at the landmarks, zero far away."""
     h, w = identity.image.shape[:2]
@@ -192,7 +257,9 @@ def expression_tps(identity: Identity, displacement_px: np.ndarray) -> ThinPlate
 
 
 def render_clip(identity: Identity, camera: Camera, displacement_iod: np.ndarray,
-                intensities: np.ndarray, rng: np.random.Generator) -> list[np.ndarray]:
+                intensities: np.ndarray, rng: np.random.Generator,
+                shading: np.ndarray | None = None,
+                nuisance: Nuisance | None = None) -> list[np.ndarray]:
     """Render every frame of one clip.
 
     Parameters
@@ -205,6 +272,13 @@ def render_clip(identity: Identity, camera: Camera, displacement_iod: np.ndarray
         Expression intensity per frame, 0 (neutral) to 1 (apex).
     rng : numpy Generator
         Draws the shot and the noise; the same state gives the same frames.
+    shading : ndarray of shape (H, W), float32, optional
+        The skin's appearance change at the apex, template pixels
+        (:func:`merlib.synth.appearance.shading_map`): each frame's template colour is
+        multiplied by ``1 + intensity * shading`` before the warp, so creases move with
+        the skin. None: the warp alone.
+    nuisance : Nuisance, optional
+        Head motion and a blink (:func:`sample_nuisance`); None: neither.
 
     Returns
     -------
@@ -224,6 +298,16 @@ def render_clip(identity: Identity, camera: Camera, displacement_iod: np.ndarray
         field = dense_field(lambda p: tps(frame_to_template(identity, shot, p)), w, h)
     else:
         field = np.zeros((h, w, 2), np.float32)
+    blink_x = blink_y = rot_x = rot_y = None
+    if nuisance is not None:
+        if nuisance.blink is not None:
+            btps = expression_tps(identity, blink_displacement(identity.landmarks.astype(np.float64)))
+            bfield = dense_field(lambda p: btps(frame_to_template(identity, shot, p)), w, h)
+            blink_x, blink_y = np.ascontiguousarray(bfield[..., 0]), np.ascontiguousarray(bfield[..., 1])
+        # A small rotation about the eyes' midpoint (template px), per radian.
+        eyes_t = 0.5 * (identity.landmarks[LEFT_EYE].mean(0) + identity.landmarks[RIGHT_EYE].mean(0))
+        rot_x = np.ascontiguousarray(-(base[..., 1] - np.float32(eyes_t[1])))
+        rot_y = np.ascontiguousarray(base[..., 0] - np.float32(eyes_t[0]))
     # Premultiplied colour + opacity: one remap per frame resamples both consistently.
     alpha = identity.mask[..., None]
     rgba = np.dstack([identity.image.astype(np.float32) * alpha, identity.mask])
@@ -236,12 +320,26 @@ def render_clip(identity: Identity, camera: Camera, displacement_iod: np.ndarray
     frames = []
     for i in range(n):
         t = float(intensities[i])
+        source = rgba
+        if shading is not None and t > 0:
+            source = rgba.copy()
+            source[..., :3] *= (1.0 + t * shading)[..., None]
         mx = cv2.scaleAdd(field_x, -t, base_x)
         my = cv2.scaleAdd(field_y, -t, base_y)
         mx += np.float32(shot.drift[i, 0])
         my += np.float32(shot.drift[i, 1])
+        if nuisance is not None:
+            mx += np.float32(nuisance.shift[i, 0])
+            my += np.float32(nuisance.shift[i, 1])
+            a = np.float32(np.deg2rad(nuisance.roll_deg[i]))
+            if a:
+                mx = cv2.scaleAdd(rot_x, float(a), mx)
+                my = cv2.scaleAdd(rot_y, float(a), my)
+            if blink_x is not None and nuisance.blink[i] > 0:
+                mx = cv2.scaleAdd(blink_x, -float(nuisance.blink[i]), mx)
+                my = cv2.scaleAdd(blink_y, -float(nuisance.blink[i]), my)
         # Bilinear: no overshoot, so the opacity stays within [0, 1].
-        warped = cv2.remap(rgba, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
+        warped = cv2.remap(source, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
                            borderValue=(0.0, 0.0, 0.0, 0.0))
         b, g, r, a = cv2.split(warped)
         clear = cv2.subtract(1.0, a)
