@@ -197,6 +197,17 @@ def moving_frames(n: int, peak: int, size: int = 64, seed: int = 0) -> list[np.n
     return frames
 
 
+def clip_on_disk(folder: Path, numbers: range, peak: int) -> list[tuple[int, Path]]:
+    """A moving clip written as ``img<number>.jpg`` files, peaking at frame ``peak``:
+    the clip folder's ``(number, path)`` list, as the readers list it."""
+    folder.mkdir(parents=True)
+    frames = []
+    for number, image in zip(numbers, moving_frames(len(numbers), numbers.index(peak))):
+        frames.append((number, folder / f"img{number}.jpg"))
+        cv2.imwrite(str(frames[-1][1]), image)
+    return frames
+
+
 def animate(dataset: str, root: Path, rec: ClipRecord, peak_frame: int, size: int = 64) -> None:
     """Overwrite the frames of ``rec`` with :func:`moving_frames` peaking at ``peak_frame``."""
     images = moving_frames(len(rec.frames), rec.frames.index(peak_frame), size)

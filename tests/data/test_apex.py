@@ -3,27 +3,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import cv2
 import pytest
 
 import merlib.data.apex as A
 from merlib.data.apex import FLAGS, apex_estimator, apex_from_cell, middle_apex, register_apex_estimator
 from merlib.errors import ConfigError
 
-from .conftest import moving_frames
-
-
-def _clip_on_disk(folder: Path, numbers: range, peak: int) -> list[tuple[int, Path]]:
-    folder.mkdir(parents=True)
-    frames = []
-    for number, image in zip(numbers, moving_frames(len(numbers), numbers.index(peak))):
-        frames.append((number, folder / f"img{number}.jpg"))
-        cv2.imwrite(str(frames[-1][1]), image)
-    return frames
+from .conftest import clip_on_disk
 
 
 def test_apex_from_cell(tmp_path):
-    frames = _clip_on_disk(tmp_path / "clip", range(96, 110), peak=105)
+    frames = clip_on_disk(tmp_path / "clip", range(96, 110), peak=105)
     assert apex_from_cell(100, 96, 109, frames) == (100, [])
     assert apex_from_cell("100.0", 96, 109, frames) == (100, [])
     assert apex_from_cell("/", 96, 109, frames) == (105, ["apex_uncoded:/", FLAGS["motion"]])

@@ -1,7 +1,6 @@
 """The apex finder (pre-processing): in memory, from files, and on annotated clips."""
 from __future__ import annotations
 
-from pathlib import Path
 
 import cv2
 import numpy as np
@@ -10,7 +9,7 @@ import pytest
 from merlib.faces.apex import ApexEstimate, clip_apex, estimate_apex, estimate_clip_apex
 from merlib.errors import ConfigError
 
-from tests.data.conftest import moving_frames
+from tests.data.conftest import clip_on_disk, moving_frames
 
 
 @pytest.mark.parametrize("n, peak", [(20, 9), (28, 8), (16, 12), (5, 2)])
@@ -81,17 +80,8 @@ def test_bad_frames_are_named():
         estimate_apex([])
 
 
-def _clip_on_disk(folder: Path, numbers: range, peak: int) -> list[tuple[int, Path]]:
-    folder.mkdir(parents=True)
-    frames = []
-    for number, image in zip(numbers, moving_frames(len(numbers), numbers.index(peak))):
-        frames.append((number, folder / f"img{number}.jpg"))
-        cv2.imwrite(str(frames[-1][1]), image)
-    return frames
-
-
 def test_clip_estimate_uses_only_frames_within_onset_offset(tmp_path):
-    frames = _clip_on_disk(tmp_path / "clip", range(1, 21), peak=15)
+    frames = clip_on_disk(tmp_path / "clip", range(1, 21), peak=15)
     assert estimate_clip_apex(frames, 1, 20).frame == 15
     # The coded range ends before the true peak: the estimate stays inside it.
     assert estimate_clip_apex(frames, 1, 10).frame == 10
@@ -104,7 +94,7 @@ def test_clip_estimate_uses_only_frames_within_onset_offset(tmp_path):
 def test_clip_apex_is_the_readers_motion_estimator(tmp_path):
     from merlib.data.apex import apex_estimator
 
-    frames = _clip_on_disk(tmp_path / "clip", range(1, 21), peak=15)
+    frames = clip_on_disk(tmp_path / "clip", range(1, 21), peak=15)
     assert clip_apex(frames, 1, 20) == (15, "apex_estimated:motion")
     # Wired in by the package root: the readers' "motion" is this function's answer.
     assert apex_estimator("motion")(frames, 1, 20) == (15, "apex_estimated:motion")
