@@ -108,8 +108,13 @@ def main(argv: list[str] | None = None) -> int:
     out = pd.DataFrame(rows)
     print(out[["reference", "root", "uf1", "uf1_lo", "uf1_hi", "published", "n"]].to_string(index=False))
     print(json.dumps(timings))
+    from merlib.reporting.timing import machine
+
+    host = machine(1)
     record = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "code": code_version(),
-              "machine": platform.processor() or platform.machine(), "python": sys.version.split()[0],
+              "machine": {"cpu": host["cpu"], "logical_cpus": host["logical_cpus"], "flags": host["flags"],
+                          "load_average": host["load_average"], "platform": platform.platform()},
+              "python": sys.version.split()[0],
               "data_fingerprint": prov.data_fingerprint, "generator": cfg.record(),
               "clip": {"size": args.clip_size, "n_frames": args.clip_frames},
               "timings": timings, "results": rows}
