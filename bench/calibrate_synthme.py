@@ -16,9 +16,10 @@ in the record: clips of ``--clip-size`` px and ``--clip-frames`` frames, 5 x 5 b
 C chosen by inner subject-wise folds. Never run this on the method under test: the
 calibration sees only these references (issue: "calibrated on published references").
 
-Writes ``<root>/calibration.json`` and appends one row per reference to ``--csv``
-(default ``build/results/calibration.csv``: reference, root, uf1, uf1_lo, uf1_hi,
-published, plus the settings).
+Writes a dated record (``--record``; commit it under ``bench/records/`` to show it in the
+data chapter) and puts one row per reference into ``--csv`` (default
+``build/results/calibration.csv``: reference, root, uf1, uf1_lo, uf1_hi, published, ...),
+replacing that root's earlier rows (:mod:`merlib.studies.calibration`).
 """
 from __future__ import annotations
 
@@ -30,9 +31,6 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-import pandas as pd
-
-PUBLISHED = {"lbp_top_svm": 0.5882, "biwoof_svm": 0.6296}
 NAMES = ("majority", "lbp_top_svm", "biwoof_svm", "hoof_svm")
 
 
@@ -55,14 +53,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--clip-frames", type=int, default=10)
     p.add_argument("--names", default=",".join(NAMES))
     p.add_argument("--csv", type=Path, default=Path("build/results/calibration.csv"))
+    p.add_argument("--record", type=Path, default=None,
+                   help="the dated JSON record (default: calibration-<root name>.json beside the root)")
     p.add_argument("--n-resamples", type=int, default=1000)
     args = p.parse_args(argv)
 
-    from merlib.evaluation.bootstrap import bootstrap_table
-    from merlib.evaluation.handcrafted import reference_predictions
-    from merlib.evaluation.splits import loso_folds
-    from merlib.faces.clips import ClipConfig
     from merlib.provenance import Provenance, code_version
+    from merlib.reporting.timing import machine
+    from merlib.studies.calibration import calibration_rows, write_csv
     from merlib.synth import SynthConfig, generate
     from merlib.training.crops import prepare_crop_sets
 
@@ -75,52 +73,37 @@ def main(argv: list[str] | None = None) -> int:
     marker = args.root / "SYNTHME.json"
     t = time.perf_counter()
     wanted = {**cfg.record(), "complete": True}
+    same = False
     if marker.is_file():
         have = json.loads(marker.read_text())
         same = all(have.get(k) == (list(v) if isinstance(v, tuple) else v) for k, v in wanted.items())
-    else:
-        same = False
     if not same:
         generate(args.root, cfg, progress=False)
-    timings["generate_s"] = round(time.perf_counter() - t, 1) if not same else None
+    timings["generate_s"] = None if same else round(time.perf_counter() - t, 1)
     t = time.perf_counter()
     prov = Provenance.for_data(args.root, seed=args.seed)
     crops = prepare_crop_sets(args.root, sets=("composite",), seed=0, allow_missing=True, provenance=prov)["composite"]
     timings["preprocess_s"] = round(time.perf_counter() - t, 1)
     t = time.perf_counter()
     names = tuple(n.strip() for n in args.names.split(",") if n.strip())
-    clip_cfg = ClipConfig(size=args.clip_size, n_frames=args.clip_frames)
-    preds = reference_predictions(crops, names, folds=loso_folds(crops.groups), data_root=args.root,
-                                  cache_dir=args.root.parent / "references", clip_cfg=clip_cfg)
+    rows = calibration_rows(crops, args.root, args.label or args.root.name, names=names,
+                            clip_size=args.clip_size, clip_frames=args.clip_frames,
+                            cache_dir=args.root.parent / "references", n_resamples=args.n_resamples)
     timings["references_s"] = round(time.perf_counter() - t, 1)
-    table = bootstrap_table(preds, [f"pred_{n}" for n in names], n_resamples=args.n_resamples, seed=0)
-    comp = table[table["part"] == "composite"].set_index("classifier")
-    settings = {k: v for k, v in cfg.record().items() if k not in ("seed",)}
-    label = args.label or args.root.name
-    rows = []
-    for name in names:
-        r = comp.loc[name]
-        rows.append({"reference": name, "root": label, "uf1": round(float(r["uf1"]), 4),
-                     "uf1_lo": round(float(r["uf1_lo"]), 4), "uf1_hi": round(float(r["uf1_hi"]), 4),
-                     "published": PUBLISHED.get(name), "n": int(r["n"]), "n_subjects": int(r["n_subjects"]),
-                     "seed": args.seed, "clip_size": args.clip_size, "clip_frames": args.clip_frames,
-                     "settings": json.dumps(settings, sort_keys=True)})
-    out = pd.DataFrame(rows)
-    print(out[["reference", "root", "uf1", "uf1_lo", "uf1_hi", "published", "n"]].to_string(index=False))
+    print(rows[["reference", "root", "uf1", "uf1_lo", "uf1_hi", "published", "within", "n"]].to_string(index=False))
     print(json.dumps(timings))
-    from merlib.reporting.timing import machine
-
     host = machine(1)
     record = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "code": code_version(),
               "machine": {"cpu": host["cpu"], "logical_cpus": host["logical_cpus"], "flags": host["flags"],
                           "load_average": host["load_average"], "platform": platform.platform()},
-              "python": sys.version.split()[0],
-              "data_fingerprint": prov.data_fingerprint, "generator": cfg.record(),
-              "clip": {"size": args.clip_size, "n_frames": args.clip_frames},
-              "timings": timings, "results": rows}
-    (args.root.parent / f"{args.root.name}.calibration.json").write_text(json.dumps(record, indent=1, default=str))
-    args.csv.parent.mkdir(parents=True, exist_ok=True)
-    out.to_csv(args.csv, mode="a", header=not args.csv.is_file(), index=False)
+              "python": sys.version.split()[0], "data_fingerprint": prov.data_fingerprint,
+              "generator": cfg.record(), "clip": {"size": args.clip_size, "n_frames": args.clip_frames},
+              "timings": timings, "results": rows.to_dict("records")}
+    out = args.record or args.root.parent / f"calibration-{args.root.name}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(record, indent=1, default=str) + "\n")
+    write_csv(rows, args.csv)
+    print(f"record -> {out}; rows -> {args.csv}")
     return 0
 
 

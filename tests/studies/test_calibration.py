@@ -1,0 +1,58 @@
+"""Calibration rows: the published references scored on a root, kept per root."""
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+from merlib.errors import ConfigError
+from merlib.studies.calibration import (CALIBRATION_COLUMNS, PUBLISHED, TOLERANCE, calibration_rows,
+                                        read_records, write_csv)
+
+
+def _rows(root: str, uf1: float) -> pd.DataFrame:
+    return pd.DataFrame([{"reference": "lbp_top_svm", "root": root, "uf1": uf1, "uf1_lo": uf1 - 0.05,
+                          "uf1_hi": uf1 + 0.05, "published": PUBLISHED["lbp_top_svm"]}])
+
+
+def test_scores_each_reference_beside_its_published_value(synth_root, tmp_path):
+    from merlib.training.crops import prepare_crop_sets
+
+    crops = prepare_crop_sets(synth_root, sets=("composite",), allow_missing=True)["composite"]
+    rows = calibration_rows(crops, synth_root, "book", names=("majority", "biwoof_svm"), clip_size=48,
+                            clip_frames=4, cache_dir=tmp_path / "refs", n_resamples=50)
+    assert list(rows.columns[:6]) == list(CALIBRATION_COLUMNS)
+    assert list(rows["reference"]) == ["majority", "biwoof_svm"] and set(rows["root"]) == {"book"}
+    assert rows["published"].iloc[0] is None or pd.isna(rows["published"].iloc[0])
+    assert rows["published"].iloc[1] == PUBLISHED["biwoof_svm"]
+    b = rows.iloc[1]
+    assert b["uf1_lo"] <= b["uf1"] <= b["uf1_hi"] and b["n"] == len(crops)
+    assert b["within"] == (abs(b["uf1"] - PUBLISHED["biwoof_svm"]) <= TOLERANCE)
+    with pytest.raises(ConfigError, match="names"):
+        calibration_rows(crops, synth_root, "book", names=())
+
+
+def test_csv_keeps_one_set_of_rows_per_root(tmp_path):
+    path = tmp_path / "results" / "calibration.csv"
+    write_csv(_rows("development", 0.60), path)
+    write_csv(_rows("book", 0.70), path)
+    write_csv(_rows("book", 0.65), path)  # a rerun replaces the book's rows
+    back = pd.read_csv(path)
+    assert sorted(back["root"]) == ["book", "development"]
+    assert back.set_index("root").loc["book", "uf1"] == pytest.approx(0.65)
+    with pytest.raises(ConfigError, match="missing columns"):
+        write_csv(pd.DataFrame({"reference": ["x"]}), path)
+
+
+def test_records_are_read_back_with_their_date_and_settings(tmp_path):
+    doc = {"date": "2026-12-06T22:00:00+00:00", "code": "merlib 0.1.0 (git abc)", "machine": {"cpu": "EPYC"},
+           "data_fingerprint": "d1e7", "generator": {"seed": 7, "appearance": "facs"},
+           "results": _rows("dev-s7", 0.62).to_dict("records")}
+    (tmp_path / "calibration-dev-s7.json").write_text(json.dumps(doc))
+    table = read_records(tmp_path)
+    assert len(table) == 1 and table["cpu"].iloc[0] == "EPYC" and table["uf1"].iloc[0] == 0.62
+    assert json.loads(table["generator"].iloc[0])["appearance"] == "facs"
+    (tmp_path / "calibration-broken.json").write_text("{")
+    with pytest.raises(ConfigError, match="calibration-broken.json"):
+        read_records(tmp_path)
