@@ -4,10 +4,11 @@ SynthME's free parameters (appearance strength, head motion, weak expressions, .
 set so that two references score on it what they score on the real MEGC2019 composite,
 on the same protocol (LOSO, three classes, composite UF1):
 
-- LBP-TOP + linear SVM, the MEGC2019 baseline: 0.5882 (See et al. 2019);
-- Bi-WOOF + linear SVM: 0.6296 (Liong et al. 2018, as listed by MEGC2019).
+- LBP-TOP + linear SVM, the MEGC2019 baseline (See et al. 2019);
+- Bi-WOOF + linear SVM (Liong et al. 2018, as listed by MEGC2019).
 
-Both are in ``merlib/data/resources/published_results.csv``. The method under test is
+Their published values, with the source of each, are read from
+``merlib/data/resources/published_results.csv`` (:func:`published_uf1`). The method under test is
 never scored here: a generator tuned on it would be tuned to flatter it.
 
 :func:`calibration_rows` scores a root; ``bench/calibrate_synthme.py`` does it for a
@@ -25,10 +26,26 @@ import pandas as pd
 
 from merlib.errors import ConfigError
 
-__all__ = ["PUBLISHED", "CALIBRATION_COLUMNS", "calibration_rows", "read_records", "write_csv"]
+__all__ = ["METHODS", "published_uf1", "CALIBRATION_COLUMNS", "calibration_rows", "calibration_table",
+           "read_records", "write_csv"]
 
-#: Published real composite UF1 of the calibration references (``published_results.csv``).
-PUBLISHED: dict[str, float] = {"lbp_top_svm": 0.5882, "biwoof_svm": 0.6296}
+#: Reference name -> its row (``method``) in ``published_results.csv``, where the real
+#: composite UF1 and its source are kept.
+METHODS: dict[str, str] = {"lbp_top_svm": "LBP-TOP (MEGC 2019 baseline)", "biwoof_svm": "Bi-WOOF"}
+
+
+def published_uf1() -> dict[str, tuple[float, str]]:
+    """Reference name -> (published real composite UF1, bib key), from the packaged
+    ``published_results.csv`` (:func:`merlib.data.published.published_results`)."""
+    from merlib.data.published import published_results
+
+    table = published_results().set_index("method")
+    out = {}
+    for ref, method in METHODS.items():
+        if method not in table.index:
+            raise ConfigError(f"published_results.csv: no row {method!r} for the reference {ref}")
+        out[ref] = (float(table.loc[method, "uf1_composite"]), str(table.loc[method, "bib_key"]))
+    return out
 
 #: The columns of ``calibration.csv`` that scripts read back.
 CALIBRATION_COLUMNS: tuple[str, ...] = ("reference", "root", "uf1", "uf1_lo", "uf1_hi", "published")
@@ -79,10 +96,11 @@ def calibration_rows(crops, data_root: str | os.PathLike, root_label: str, *,
                                   cache_dir=cache_dir, clip_cfg=ClipConfig(size=clip_size, n_frames=clip_frames))
     table = bootstrap_table(preds, [f"pred_{n}" for n in names], n_resamples=n_resamples, seed=seed)
     comp = table[table["part"] == "composite"].set_index("classifier")
+    published_values = {k: v for k, (v, _) in published_uf1().items()}
     rows = []
     for name in names:
         r = comp.loc[name]
-        published = PUBLISHED.get(name)
+        published = published_values.get(name)
         uf1 = round(float(r["uf1"]), 4)
         rows.append({"reference": name, "root": root_label, "uf1": uf1, "uf1_lo": round(float(r["uf1_lo"]), 4),
                      "uf1_hi": round(float(r["uf1_hi"]), 4), "published": published,
@@ -132,3 +150,44 @@ def read_records(folder: str | os.PathLike, pattern: str = "calibration-*.json")
                          "data_fingerprint": doc.get("data_fingerprint"),
                          "generator": json.dumps(doc.get("generator"), sort_keys=True), **r})
     return pd.DataFrame(rows)
+
+
+def calibration_table(book_rows: pd.DataFrame, records: pd.DataFrame) -> pd.DataFrame:
+    """The data chapter's table: the book root's rows, then each record's, one row per
+    reference and root, with the published value and its source.
+
+    Parameters
+    ----------
+    book_rows : DataFrame
+        :func:`calibration_rows` of the book's root.
+    records : DataFrame
+        :func:`read_records` of ``bench/records`` (empty: none kept).
+
+    Returns
+    -------
+    DataFrame
+        ``reference``, ``root``, ``generator`` (the root's realism settings, or
+        ``book`` settings), ``uf1`` with ``uf1_lo``/``uf1_hi``, ``published``,
+        ``difference`` (uf1 minus published), ``within`` (|difference| <= 0.05), ``n``,
+        ``date`` (the record's; empty for the book's own rows, computed here).
+    """
+    from merlib.synth import REALISM_FIELDS
+
+    def realism(text: str) -> str:
+        doc = json.loads(text) if isinstance(text, str) and text else {}
+        parts = [f"{k}={doc[k]}" for k in REALISM_FIELDS if k in doc]
+        return ", ".join(parts) or "warp only (defaults)"
+
+    cols = ["reference", "root", "uf1", "uf1_lo", "uf1_hi", "published", "n"]
+    book = book_rows[cols].assign(date="", generator="this book's root")
+    frames = [book]
+    if len(records):
+        dev = records[cols + ["date", "generator"]].copy()
+        dev["generator"] = dev["generator"].map(realism)
+        frames.append(dev)
+    out = pd.concat(frames, ignore_index=True)
+    out["difference"] = (out["uf1"] - out["published"]).round(4)
+    out["within"] = [None if pd.isna(p) else bool(abs(d) <= TOLERANCE)
+                     for p, d in zip(out["published"], out["difference"])]
+    return out[["reference", "root", "generator", "uf1", "uf1_lo", "uf1_hi", "published", "difference",
+                "within", "n", "date"]]

@@ -42,7 +42,8 @@ from pathlib import Path
 from merlib.data.simulated import COMPOSITE, COMPOSITE_COLUMNS, MARKER, TRUTH, TRUTH_COLUMNS
 from merlib.errors import MerlibError
 
-__all__ = ["SynthConfig", "SynthConfigError", "generate", "render_samples", "realism_of", "REALISM_FIELDS", "MARKER", "TRUTH", "TRUTH_COLUMNS",
+__all__ = ["SynthConfig", "SynthConfigError", "generate", "render_samples", "config_of_record", "realism_of",
+           "REALISM_FIELDS", "MARKER", "TRUTH", "TRUTH_COLUMNS",
            "COMPOSITE", "COMPOSITE_COLUMNS"]
 
 
@@ -50,6 +51,14 @@ __all__ = ["SynthConfig", "SynthConfigError", "generate", "render_samples", "rea
 #: generator before them.
 REALISM_FIELDS: tuple[str, ...] = ("appearance", "appearance_strength", "au_statistics",
                                    "head_motion_iod", "blink_rate", "weak_fraction")
+
+
+def config_of_record(record: dict) -> "SynthConfig":
+    """The :class:`SynthConfig` a root's ``SYNTHME.json`` record was generated with
+    (``faces_dir`` left at its default; lists back to tuples)."""
+    names = {f.name for f in fields(SynthConfig)} - {"faces_dir"}
+    kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in record.items() if k in names}
+    return SynthConfig(**kwargs).validate()
 
 
 def realism_of(record: dict) -> dict:

@@ -7,13 +7,19 @@ import pandas as pd
 import pytest
 
 from merlib.errors import ConfigError
-from merlib.studies.calibration import (CALIBRATION_COLUMNS, PUBLISHED, TOLERANCE, calibration_rows,
-                                        read_records, write_csv)
+from merlib.studies.calibration import (CALIBRATION_COLUMNS, TOLERANCE, calibration_rows, calibration_table,
+                                        published_uf1, read_records, write_csv)
+
+PUBLISHED = {k: v for k, (v, _) in published_uf1().items()}
+
+
+def test_published_values_come_from_the_packaged_table():
+    assert published_uf1() == {"lbp_top_svm": (0.5882, "see2019megc"), "biwoof_svm": (0.6296, "liong2018biwoof")}
 
 
 def _rows(root: str, uf1: float) -> pd.DataFrame:
     return pd.DataFrame([{"reference": "lbp_top_svm", "root": root, "uf1": uf1, "uf1_lo": uf1 - 0.05,
-                          "uf1_hi": uf1 + 0.05, "published": PUBLISHED["lbp_top_svm"]}])
+                          "uf1_hi": uf1 + 0.05, "published": PUBLISHED["lbp_top_svm"], "n": 442}])
 
 
 def test_scores_each_reference_beside_its_published_value(synth_root, tmp_path):
@@ -53,6 +59,10 @@ def test_records_are_read_back_with_their_date_and_settings(tmp_path):
     table = read_records(tmp_path)
     assert len(table) == 1 and table["cpu"].iloc[0] == "EPYC" and table["uf1"].iloc[0] == 0.62
     assert json.loads(table["generator"].iloc[0])["appearance"] == "facs"
+    both = calibration_table(_rows("book", 0.70), table)
+    assert list(both["root"]) == ["book", "dev-s7"] and list(both["generator"])[1] == "appearance=facs"
+    assert both["difference"].tolist() == pytest.approx([0.70 - 0.5882, 0.62 - 0.5882])
+    assert both["within"].tolist() == [False, True]
     (tmp_path / "calibration-broken.json").write_text("{")
     with pytest.raises(ConfigError, match="calibration-broken.json"):
         read_records(tmp_path)
