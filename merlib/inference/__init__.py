@@ -1,2 +1,2 @@
-"""Inference: ONNX export and runtime, self-contained model bundles, video spotting and
-prediction (``merlib fit``, ``merlib export``, ``merlib predict``)."""
+"""Inference: ONNX export and runtime, self-contained model bundles, video sources and
+prediction (``merlib fit``, ``merlib export``, ``merlib predict``; spotting is :mod:`merlib.faces.apex`)."""
