@@ -179,15 +179,15 @@ def calibration_table(book_rows: pd.DataFrame, records: pd.DataFrame) -> pd.Data
         return ", ".join(parts) or "warp only (defaults)"
 
     cols = ["reference", "root", "uf1", "uf1_lo", "uf1_hi", "published", "n"]
-    book = book_rows[cols].assign(date="", generator="this book's root")
+    book = book_rows[cols].assign(date="", record="", generator="this book's root")
     frames = [book]
     if len(records):
-        dev = records[cols + ["date", "generator"]].copy()
+        dev = records[cols + ["date", "record", "generator"]].copy()
         dev["generator"] = dev["generator"].map(realism)
         frames.append(dev)
     out = pd.concat(frames, ignore_index=True)
     out["difference"] = (out["uf1"] - out["published"]).round(4)
     out["within"] = [None if pd.isna(p) else bool(abs(d) <= TOLERANCE)
                      for p, d in zip(out["published"], out["difference"])]
-    return out[["reference", "root", "generator", "uf1", "uf1_lo", "uf1_hi", "published", "difference",
-                "within", "n", "date"]]
+    return out[["reference", "root", "record", "generator", "uf1", "uf1_lo", "uf1_hi", "published",
+                "difference", "within", "n", "date"]]
