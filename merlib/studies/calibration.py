@@ -27,6 +27,7 @@ import pandas as pd
 from merlib.errors import ConfigError
 
 __all__ = ["METHODS", "published_uf1", "CALIBRATION_COLUMNS", "calibration_rows", "calibration_table",
+           "generators_to_compare",
            "read_records", "write_csv"]
 
 #: Reference name -> its row (``method``) in ``published_results.csv``, where the real
@@ -191,3 +192,29 @@ def calibration_table(book_rows: pd.DataFrame, records: pd.DataFrame) -> pd.Data
                      for p, d in zip(out["published"], out["difference"])]
     return out[["reference", "root", "record", "generator", "uf1", "uf1_lo", "uf1_hi", "published",
                 "difference", "within", "n", "date"]]
+
+
+def generators_to_compare(data_root: str | os.PathLike, records: pd.DataFrame):
+    """This root's generator and the latest record's realism settings on the same
+    subjects, with one composite sample per class: the data chapter's figure input.
+
+    Returns
+    -------
+    (dict of str -> SynthConfig, list of (dataset, subject, sample)) or None
+        None when ``data_root`` is not a SynthME root or there is no record.
+    """
+    from merlib.data.simulated import COMPOSITE, MARKER
+    from merlib.synth import config_of_record
+
+    root = Path(data_root)
+    if not (root / MARKER).is_file() or not len(records):
+        return None
+    mine = config_of_record(json.loads((root / MARKER).read_text()))
+    latest = json.loads(records.sort_values(["date", "record"])["generator"].iloc[-1])
+    # The record's realism settings on this root's subjects and samples.
+    kept = ("seed", "micro_subjects", "macro_subjects")
+    realistic = config_of_record({**mine.record(), **{k: v for k, v in latest.items() if k not in kept}})
+    listed = pd.read_csv(root / COMPOSITE, dtype=str)
+    keys = [tuple(listed[listed["label"] == c].iloc[0][["dataset", "subject", "sample"]])
+            for c in ("negative", "positive", "surprise") if (listed["label"] == c).any()]
+    return {"this root's generator": mine, "latest development record": realistic}, keys

@@ -66,3 +66,18 @@ def test_records_are_read_back_with_their_date_and_settings(tmp_path):
     (tmp_path / "calibration-broken.json").write_text("{")
     with pytest.raises(ConfigError, match="calibration-broken.json"):
         read_records(tmp_path)
+
+
+def test_the_figure_compares_this_roots_generator_with_the_latest_record(synth_root, tmp_path):
+    from merlib.studies.calibration import generators_to_compare
+
+    for day, strength in (("2026-12-01", 1.0), ("2026-12-05", 2.5)):
+        doc = {"date": day, "generator": {"seed": 7, "micro_subjects": 68, "appearance": "facs",
+                                          "appearance_strength": strength}, "results": _rows("development", 0.6).to_dict("records")}
+        (tmp_path / f"calibration-{day}.json").write_text(json.dumps(doc))
+    configs, keys = generators_to_compare(synth_root, read_records(tmp_path))
+    mine, latest = configs.values()
+    assert mine.appearance == "none" and latest.appearance == "facs" and latest.appearance_strength == 2.5
+    assert latest.seed == mine.seed == 0 and latest.micro_subjects == 3  # this root's subjects
+    assert len(keys) == 3 and all(k[0] in ("casme2", "samm", "smic") for k in keys)
+    assert generators_to_compare(tmp_path, read_records(tmp_path)) is None
