@@ -3,7 +3,6 @@ import matplotlib
 matplotlib.use("Agg")
 import cv2
 import numpy as np
-import pandas as pd
 import matplotlib.pyplot as plt
 
 from merlib.data.index import index_datasets
