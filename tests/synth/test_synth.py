@@ -64,10 +64,13 @@ def truth(small_root) -> pd.DataFrame:
 
 
 def _config(marker: dict, **changes) -> SynthConfig:
-    """The configuration recorded in a root's marker (faces_dir: the default)."""
-    names = [f for f in SynthConfig.__dataclass_fields__ if f != "faces_dir"]
-    values = {k: tuple(marker[k]) if isinstance(marker[k], list) else marker[k] for k in names}
-    return SynthConfig(**{**values, **changes})
+    """The configuration recorded in a root's marker (faces_dir: the default; realism
+    options absent from the marker are at their defaults)."""
+    from dataclasses import replace
+
+    from merlib.synth import config_of_record
+
+    return replace(config_of_record(marker), **changes)
 
 
 def _hashes(root: Path) -> dict[str, str]:
