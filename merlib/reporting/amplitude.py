@@ -154,9 +154,10 @@ def verdict_lines(table: pd.DataFrame, jitter_iod: float, image_sizes: Sequence[
     In order: per input, image size and transfer, the threshold (the smallest amplitude
     at which the SVM head beats the majority class with a paired interval that excludes
     0, :func:`~merlib.studies.amplitude.threshold`) and the scores at the largest
-    amplitude; per input and amplitude with simple references, the best SVM run against
-    the best reference of its size and weights, judged by their paired interval
-    (:func:`~merlib.studies.amplitude.versus_reference`); each early-grid SVM minus the
+    amplitude; for every configuration (input, amplitude, size, transfer), the SVM head
+    against each simple reference of the same size and weights, judged by their paired
+    interval (:func:`~merlib.studies.amplitude.versus_reference`): none is picked by its
+    score, as that would select on the test folds; each early-grid SVM minus the
     pooled-vector SVM of the same networks; a warning when a run has fewer than 6
     subjects; the landmark jitter.
 
@@ -189,20 +190,20 @@ def verdict_lines(table: pd.DataFrame, jitter_iod: float, image_sizes: Sequence[
         lines.append(f"  At the largest amplitude tried (x{top['scale']:g}, {top['amp_iod']:.3f} IOD): UF1 "
                      f"{format_interval(top['uf1'], top['uf1_lo'], top['uf1_hi'])}, "
                      f"UAR {format_interval(top['uar'], top['uar_lo'], top['uar_hi'])}.")
-    for (kind, a), sub in table.groupby(["input", "scale"]):
-        refs_a = sub[sub["classifier"].isin(["pixels_lr", "hog_svm"])]
-        if not len(refs_a):
+    # Every configuration against every reference of its own size and weights: picking the
+    # best run or the best reference by its score here would select on the test folds.
+    for (kind, a, size, tr), sub in table.groupby(["input", "scale", "image_size", "transfer"]):
+        method = sub[sub["classifier"] == "svm"]
+        if not len(method):
             continue
-        best = sub[sub["classifier"] == "svm"].sort_values("uf1").iloc[-1]
-        same = refs_a[(refs_a["image_size"] == best["image_size"]) & (refs_a["transfer"] == best["transfer"])]
-        b = same.sort_values("uf1").iloc[-1]
-        # The verdict comes from the paired interval of the difference, not from the two points.
-        verdict = versus_reference(b["m_uf1_lo"], b["m_uf1_hi"])
-        diff = format_interval(b["m_uf1"], b["m_uf1_lo"], b["m_uf1_hi"], signed=True)
-        lines.append(f"- {kind} input, x{a:g}: the method (SVM head, {best['image_size']} px) UF1 "
-                     f"{format_interval(best['uf1'], best['uf1_lo'], best['uf1_hi'])} **{verdict}** the best simple "
-                     f"reference, {b['classifier']} UF1 {format_interval(b['uf1'], b['uf1_lo'], b['uf1_hi'])}; method "
-                     f"minus reference {diff} (paired).")
+        m = method.iloc[0]
+        for b in sub[sub["classifier"].isin(["pixels_lr", "hog_svm"])].itertuples(index=False):
+            # The verdict comes from the paired interval of the difference, not from the two points.
+            verdict = versus_reference(b.m_uf1_lo, b.m_uf1_hi)
+            diff = format_interval(b.m_uf1, b.m_uf1_lo, b.m_uf1_hi, signed=True)
+            lines.append(f"- {kind} input, x{a:g}, {size} px{', transfer' if tr else ''}: the method (SVM head) UF1 "
+                         f"{format_interval(m['uf1'], m['uf1_lo'], m['uf1_hi'])} **{verdict}** {b.classifier} UF1 "
+                         f"{format_interval(b.uf1, b.uf1_lo, b.uf1_hi)}; method minus reference {diff} (paired).")
     for r in table[table["classifier"] == "svm_pooled"].itertuples():  # the grid head minus the paper's, same networks
         diff = format_interval(r.m_uf1, r.m_uf1_lo, r.m_uf1_hi, signed=True)
         lines.append(f"- {r.input}, x{r.scale:g}, {r.image_size} px{', transfer' if r.transfer else ''}: early grid "

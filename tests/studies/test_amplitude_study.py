@@ -114,15 +114,31 @@ def test_verdict_lines_on_a_hand_made_table(table):
         "- apex input, 64 px, no transfer: first at amplitude x3 (0.090 IOD, 2.30 px), UF1 0.900 [0.80, 1.00].",
         "  At the largest amplitude tried (x3, 0.090 IOD): UF1 0.900 [0.80, 1.00], UAR 0.900 [0.85, 0.95]."]
     assert lines[2] == "- difference input, 64 px, no transfer: at no amplitude tried (x1, x3)."
-    assert lines[6] == ("- apex input, x1: the method (SVM head, 64 px) UF1 0.300 [0.20, 0.40] **trails** the best "
-                        "simple reference, pixels_lr UF1 0.400 [0.30, 0.50]; method minus reference "
-                        "-0.100 [-0.20, -0.05] (paired).")
-    assert "**beats** the best simple reference" in lines[7] and lines[7].startswith("- apex input, x3:")
+    assert lines[6] == ("- apex input, x1, 64 px: the method (SVM head) UF1 0.300 [0.20, 0.40] **trails** "
+                        "pixels_lr UF1 0.400 [0.30, 0.50]; method minus reference -0.100 [-0.20, -0.05] (paired).")
+    assert "**beats** pixels_lr" in lines[7] and lines[7].startswith("- apex input, x3, 64 px:")
     assert lines[8] == ("- difference+grid, x1, 64 px: early grid minus the pooled vector (same networks, paired) "
                         "+0.050 [-0.01, +0.11].")
     assert lines[10].startswith("- **Too few subjects for an interval** (3;")
     assert lines[-1] == "- landmark jitter: 0.0100 IOD (median), 0.26 px at 64 px, 0.51 px at 128 px."
     assert len(lines) == 12
+
+
+def test_verdict_lines_report_every_configuration_not_the_best_by_test_score(table):
+    # grid="full": two sizes and two references; a weak 128 px run and a strong HOG must
+    # each get their own line, so no configuration is picked by its test-fold score.
+    extra = pd.DataFrame([_row("apex", 1.0, "svm", 0.1, size=128),
+                          _row("apex", 1.0, "pixels_lr", 0.2, size=128, m=(-0.1, -0.3, 0.1)),
+                          _row("apex", 1.0, "hog_svm", 0.6, size=128, m=(-0.5, -0.7, -0.3))])
+    lines = report.verdict_lines(pd.concat([table, extra], ignore_index=True), 0.01, [64, 128])
+    ones = [x for x in lines if x.startswith("- apex input, x1,")]
+    assert ones == [
+        "- apex input, x1, 64 px: the method (SVM head) UF1 0.300 [0.20, 0.40] **trails** pixels_lr UF1 "
+        "0.400 [0.30, 0.50]; method minus reference -0.100 [-0.20, -0.05] (paired).",
+        "- apex input, x1, 128 px: the method (SVM head) UF1 0.100 [0.00, 0.20] **matches** pixels_lr UF1 "
+        "0.200 [0.10, 0.30]; method minus reference -0.100 [-0.30, +0.10] (paired).",
+        "- apex input, x1, 128 px: the method (SVM head) UF1 0.100 [0.00, 0.20] **trails** hog_svm UF1 "
+        "0.600 [0.50, 0.70]; method minus reference -0.500 [-0.70, -0.30] (paired)."]
 
 
 def test_verdict_lines_warn_only_below_six_subjects(table):
