@@ -48,6 +48,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from sklearn.model_selection import ParameterGrid
 
@@ -682,6 +683,86 @@ def table2_pairs(runs: Mapping[str, StudyRun], short_settings: Mapping[str, Any]
         if name != "full" and reference_of(r.study, short_settings) != name:
             pairs.setdefault(reference_of(r.study, short_settings), []).append(f"pred_{name}")
     return pairs
+
+#: Columns of :func:`table2_record` (``build/results/table2.csv``), in order.
+TABLE2_COLUMNS: tuple[str, ...] = ("run", "label", "kind", "n", "uf1", "uf1_lo", "uf1_hi", "diff_vs_majority",
+                                   "diff_lo", "diff_hi", "diff_vs_hog", "diff_vs_hog_lo", "diff_vs_hog_hi")
+
+
+def table2_record(predictions: pd.DataFrame, crops: Any = None, *, references: Sequence[str] = ("hog_svm",),
+                  cache_dir: str | os.PathLike | None = None, n_resamples: int = 1000, seed: int = 0,
+                  labels: Mapping[str, str] | None = None) -> pd.DataFrame:
+    """Table 2 as numbers a script can read back: each run's composite UF1 and its paired
+    difference from the majority class and from HOG + SVM on the same crops and folds.
+
+    Parameters
+    ----------
+    predictions : DataFrame
+        :func:`combined_predictions` of the runs (one ``pred_<run>`` column each).
+    crops : CropSet, optional
+        The runs' composite crops, for ``references`` other than the majority class.
+    references : sequence of str
+        Simple references scored beside the runs (:data:`merlib.evaluation.handcrafted.REFERENCES`);
+        with ``hog_svm`` among them, every row also gets its difference from it.
+    cache_dir : path, optional
+        The chapters' shared reference cache.
+    n_resamples, seed : int
+        The subject bootstrap; the same seed as the chapter's tables gives the same
+        intervals.
+    labels : dict, optional
+        Run name -> the label shown in the chapter.
+
+    Returns
+    -------
+    DataFrame
+        One row per run, then per reference (``kind``), :data:`TABLE2_COLUMNS`: UF1 with
+        its 95% interval, and ``diff_*``: the row minus the majority class (minus HOG +
+        SVM), paired on the same resampled subjects (NaN where it is the row itself or
+        HOG was not asked for).
+    """
+    from merlib.evaluation.baselines import majority_class_predictions
+    from merlib.evaluation.bootstrap import bootstrap_table, paired_table
+    from merlib.evaluation.handcrafted import merge_predictions, reference_predictions
+    from merlib.evaluation.splits import loso_folds
+
+    key = ["dataset", "subject", "sample", "label", "fold"]
+    runs = [c for c in predictions.columns if c.startswith("pred_")]
+    if not runs:
+        raise ConfigError("predictions: no pred_<run> column")
+    table = predictions.reset_index(drop=True).copy()
+    table["pred_majority"] = majority_class_predictions(table).astype(object).to_numpy()
+    others = [r for r in references if r != "majority"]
+    if others:
+        if crops is None:
+            raise ConfigError(f"crops: the references {others} are computed from the crops; pass the runs' CropSet")
+        refs = reference_predictions(crops, others, folds=loso_folds(crops.groups), cache_dir=cache_dir)
+        table = merge_predictions(table, refs[[*key, *[f"pred_{r}" for r in others]]])
+    cols = [*runs, *[f"pred_{r}" for r in others]]
+    scores = bootstrap_table(table, cols, n_resamples=n_resamples, seed=seed)
+    scores = scores[scores["part"] == "composite"].set_index("classifier")
+
+    def differences(reference: str) -> pd.DataFrame:
+        compared = [c for c in cols if c != reference]
+        d = paired_table(table, reference, compared, n_resamples=n_resamples, seed=seed)
+        return d[d["part"] == "composite"].set_index("classifier")
+
+    vs_majority = differences("pred_majority")
+    vs_hog = differences("pred_hog_svm") if "hog_svm" in others else None
+    rows = []
+    for col in cols:
+        name = col.removeprefix("pred_")
+        s = scores.loc[name]
+        row = {"run": name, "label": (labels or {}).get(name, name), "kind": "run" if col in runs else "reference",
+               "n": int(s["n"]), "uf1": float(s["uf1"]), "uf1_lo": float(s["uf1_lo"]), "uf1_hi": float(s["uf1_hi"])}
+        m = vs_majority.loc[name]
+        row.update(diff_vs_majority=float(m["d_uf1"]), diff_lo=float(m["d_uf1_lo"]), diff_hi=float(m["d_uf1_hi"]))
+        h = vs_hog.loc[name] if vs_hog is not None and name in vs_hog.index else None
+        row.update(diff_vs_hog=np.nan if h is None else float(h["d_uf1"]),
+                   diff_vs_hog_lo=np.nan if h is None else float(h["d_uf1_lo"]),
+                   diff_vs_hog_hi=np.nan if h is None else float(h["d_uf1_hi"]))
+        rows.append(row)
+    return pd.DataFrame(rows, columns=list(TABLE2_COLUMNS))
+
 
 # ------------------------------------------------------------ validation curves (Figs 6-8)
 

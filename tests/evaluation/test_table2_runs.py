@@ -227,3 +227,48 @@ def test_figure_curves_at_the_given_epochs(profile, monkeypatch, tmp_path):
     assert list(curves) == ["a", "b"] and all(len(c) == 3 for c in curves.values())
     assert [cfg for _, cfg, *_ in seen] == [c.replace(epochs=3) for c in configs.values()]
     assert {(c, w, t, v, s) for c, _, w, t, v, s in seen} == {("C", tmp_path, ("transfer", "M", profile.macro), 0.3, 5)}
+
+
+# -- table2.csv ---------------------------------------------------------------------------
+
+def test_table2_record_gives_each_run_its_interval_and_paired_differences(tmp_path):
+    import numpy as np
+    from sklearn.metrics import f1_score
+
+    from merlib.evaluation.handcrafted import majority_predictions, reference_predictions
+    from merlib.evaluation.splits import loso_folds
+    from merlib.training.crops import synthetic_crop_set
+
+    crops = synthetic_crop_set(6, 9, seed=3)
+    base = majority_predictions(crops.meta, loso_folds(crops.groups))
+    majority = base.pop("pred_majority")
+    preds = base.assign(pred_full=base["label"], pred_no_svm="positive")
+    rec = S.table2_record(preds, crops, references=("hog_svm",), cache_dir=tmp_path, n_resamples=200,
+                          labels={"full": "full method"})
+    assert list(rec.columns) == list(S.TABLE2_COLUMNS)
+    assert list(rec["run"]) == ["full", "no_svm", "hog_svm"]
+    assert list(rec["kind"]) == ["run", "run", "reference"]
+    assert list(rec["label"]) == ["full method", "no_svm", "hog_svm"]
+    full, const, hog = (rec.iloc[i] for i in range(3))
+    # A perfect run: UF1 1 on every resample, and it beats the majority class by exactly
+    # 1 - majority's UF1, with an interval above 0.
+    assert (full["uf1"], full["uf1_lo"], full["uf1_hi"]) == (1.0, 1.0, 1.0)
+    m = f1_score(base["label"].astype(str), majority.astype(str), average="macro")
+    assert full["diff_vs_majority"] == pytest.approx(1.0 - m)
+    assert full["diff_lo"] > 0
+    assert const["uf1"] == pytest.approx(f1_score(base["label"].astype(str), preds["pred_no_svm"], average="macro"))
+    assert const["diff_lo"] <= const["diff_vs_majority"] <= const["diff_hi"]
+    # HOG on the same crops and folds: the cached reference, and no difference from itself.
+    h = reference_predictions(crops, ["hog_svm"], folds=loso_folds(crops.groups), cache_dir=tmp_path)
+    assert hog["uf1"] == pytest.approx(f1_score(h["label"].astype(str), h["pred_hog_svm"].astype(str),
+                                                average="macro"))
+    assert np.isnan(hog["diff_vs_hog"])
+    assert full["diff_vs_hog"] == pytest.approx(1.0 - hog["uf1"])
+    assert int(full["n"]) == len(crops)
+
+
+def test_table2_record_needs_the_crops_for_references():
+    preds = pd.DataFrame({"dataset": ["casme2", "casme2"], "subject": ["s1", "s2"], "sample": ["a", "b"],
+                          "label": ["negative", "positive"], "fold": [0, 1], "pred_full": ["negative", "negative"]})
+    with pytest.raises(ConfigError, match="crops:"):
+        S.table2_record(preds, None, references=("hog_svm",))
