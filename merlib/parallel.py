@@ -20,12 +20,20 @@ A notebook runs many LOSO runs one after the other. Starting a cluster and impor
 torch in its workers costs about 5 s a run, so :func:`keep_local_clusters` lets a process
 keep one cluster per size and hand it to every run (:func:`reusable_cluster`); the
 results do not change, as every task seeds itself.
+
+Worker processes talk to their scheduler over TCP on 127.0.0.1. In a sandbox without a
+loopback network (``lo`` down or absent) Dask would wait 30 s for each connection and end
+in a traceback after a minute, so :func:`local_cluster` first checks that a connection to
+127.0.0.1 opens (well under a millisecond) and, when it does not, warns in one line and
+runs the work in this process instead (one worker thread, Dask's in-process transport).
 """
 from __future__ import annotations
 
 import atexit
 import logging
 import os
+import socket
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -106,16 +114,62 @@ def worker_environ() -> dict[str, Any]:
     return env
 
 
+def loopback_available(timeout: float = 1.0) -> bool:
+    """Whether this process can open a TCP connection to itself on 127.0.0.1.
+
+    Binding alone is not enough: with ``lo`` down, Linux still binds 127.0.0.1 but every
+    connection fails ("Network is unreachable"), which is what Dask's workers meet.
+
+    Parameters
+    ----------
+    timeout : float, default=1.0
+        Seconds to wait for the connection (it opens at once, or fails at once, on Linux).
+    """
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as server:
+            server.bind(("127.0.0.1", 0))
+            server.listen(1)
+            with socket.create_connection(server.getsockname(), timeout=timeout):
+                return True
+    except OSError:
+        return False
+
+
+def _in_process_cluster() -> Any:
+    """One worker thread in this process, on Dask's in-process transport (no sockets)."""
+    from dask.distributed import LocalCluster
+
+    with warnings.catch_warnings():
+        # Without a network Dask also cannot guess this host's address (it asks the
+        # route to 8.8.8.8); nothing here needs one.
+        warnings.filterwarnings("ignore", message="Couldn't detect a suitable IP address", category=RuntimeWarning)
+        return LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None,
+                            scheduler_kwargs={"dashboard": False, "dashboard_address": "127.0.0.1:0"},
+                            silence_logs=logging.ERROR)
+
+
 def local_cluster(n_workers: int, *, processes: bool = True) -> Any:
     """A started :class:`dask.distributed.LocalCluster` of ``n_workers`` one-thread workers.
 
     Processes talk over loopback only (threads use in-process comms). There is no
     dashboard, and the scheduler's HTTP server takes a free port, so a second cluster on
     the machine does not warn that port 8787 is taken.
+
+    Without a loopback network (:func:`loopback_available` is False) worker processes
+    could never reach their scheduler: a :class:`~merlib.errors.MerlibWarning` says so in
+    one line and the cluster is one worker thread in this process instead, so the work
+    still runs, one task at a time.
     """
     import dask.config
     from dask.distributed import LocalCluster
 
+    if processes and not loopback_available():
+        from merlib.errors import MerlibWarning
+
+        warnings.warn(f"no loopback network (a TCP connection to 127.0.0.1 cannot be opened): running the "
+                      f"tasks in this process, one at a time, instead of on {n_workers} worker process(es)",
+                      MerlibWarning, stacklevel=2)
+        return _in_process_cluster()
     where = {"host": "127.0.0.1"} if processes else {}
     # The nanny reads this setting when it spawns the worker, so it must hold until the
     # cluster has started; set() replaces the whole dict, so Dask's own variables stay.

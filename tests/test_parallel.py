@@ -102,3 +102,79 @@ def test_a_worker_process_runs_on_tcmalloc_where_the_machine_has_it(monkeypatch)
         assert "LD_PRELOAD" not in os.environ
         assert "TCMALLOC_LARGE_ALLOC_REPORT_THRESHOLD" not in os.environ
     assert seen and all("tcmalloc" in p for p in seen)
+
+
+def test_the_loopback_probe_sees_a_connection_that_cannot_open(monkeypatch):
+    import socket
+
+    from merlib.parallel import loopback_available
+
+    assert loopback_available()  # the machine running the tests has 127.0.0.1
+
+    def unreachable(*args, **kwargs):
+        # What connect() answers in a network namespace whose lo is down.
+        raise OSError(101, "Network is unreachable")
+
+    monkeypatch.setattr(socket, "create_connection", unreachable)
+    assert not loopback_available()
+
+
+def test_without_loopback_the_work_runs_in_this_process_at_once(monkeypatch):
+    import time
+
+    from dask.distributed import Client
+
+    from merlib import parallel
+    from merlib.errors import MerlibWarning
+    from merlib.evaluation.runner import task_runner
+
+    monkeypatch.setattr(parallel, "loopback_available", lambda timeout=1.0: False)
+    t0 = time.monotonic()
+    with pytest.warns(MerlibWarning, match=r"^no loopback network .*in this process") as seen:
+        cluster = local_cluster(2)
+    # Dask would wait 30 s per connection and fail after 60 s; a thread starts in well
+    # under a second (20 s leaves room for a loaded machine).
+    assert time.monotonic() - t0 < 20
+    ours = [w for w in seen if issubclass(w.category, MerlibWarning)]
+    assert len(ours) == 1 and "\n" not in str(ours[0].message)  # one line
+    with cluster, Client(cluster) as client:
+        assert cluster.scheduler_address.startswith("inproc://")  # no socket at all
+        assert list(cluster.workers) == [0]
+        assert client.submit(_square, 5, pure=False).result() == 25
+    # The same through the LOSO runner, as `merlib evaluate` meets it.
+    with pytest.warns(MerlibWarning, match="no loopback network"):
+        with task_runner(n_workers=2) as runner:
+            assert runner.n_workers == 1
+            assert runner.run(_square, {"a": (3,), "b": (4,)}) == {"a": 9, "b": 16}
+
+
+def _unshare_works() -> bool:
+    import shutil
+    import subprocess
+
+    if shutil.which("unshare") is None:
+        return False
+    return subprocess.run(["unshare", "-rn", "true"], capture_output=True).returncode == 0
+
+
+@pytest.mark.skipif(not _unshare_works(), reason="no unprivileged network namespaces (unshare -rn)")
+def test_a_real_sandbox_without_loopback_falls_back_at_once():
+    """In a network namespace of its own, lo is down: binding 127.0.0.1 works, connecting
+    does not, which is what left Dask's workers waiting a minute."""
+    import subprocess
+    import sys
+    import time
+
+    code = ("import warnings; warnings.simplefilter('always')\n"
+            "from dask.distributed import Client\n"
+            "from merlib.parallel import loopback_available, local_cluster\n"
+            "assert not loopback_available()\n"
+            "with local_cluster(2) as c, Client(c) as cl:\n"
+            "    print(cl.submit(sum, [1, 2], pure=False).result(), c.scheduler_address.split(':')[0])\n")
+    t0 = time.monotonic()
+    proc = subprocess.run(["unshare", "-rn", sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["3", "inproc"]
+    assert "MerlibWarning: no loopback network" in proc.stderr
+    assert time.monotonic() - t0 < 45  # imports included; the failure took 60 s

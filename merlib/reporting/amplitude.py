@@ -15,6 +15,7 @@ import pandas as pd
 
 from merlib.evaluation.bootstrap import format_interval
 from merlib.provenance import Provenance
+from merlib.reporting.tables import whole_numbers
 from merlib.studies.amplitude import amplitude_pixels, threshold, versus_reference
 
 #: Columns of :func:`results_table`, in order.
@@ -41,13 +42,16 @@ def results_table(table: pd.DataFrame) -> pd.DataFrame:
     Returns
     -------
     DataFrame
-        One row per shown row of ``table`` (index kept), columns :data:`RESULT_COLUMNS`.
+        One row per shown row of ``table`` (index kept), columns :data:`RESULT_COLUMNS`;
+        ``image_size`` and ``n`` integers (``Int64``), ``amp_iod`` to 4 decimals and
+        ``amp_px`` to 3 (about three significant figures each).
     """
     shown = table[~(table["input"].str.endswith("+grid") & ~table["classifier"].isin(["svm", "svm_pooled"]))]
     show = shown.assign(**{m: [format_interval(v, lo, hi) for v, lo, hi in zip(shown[m], shown[f"{m}_lo"],
                                                                                 shown[f"{m}_hi"])]
                            for m in ("uf1", "uar")})
-    return show[list(RESULT_COLUMNS)]
+    show = show[list(RESULT_COLUMNS)].round({"amp_iod": 4, "amp_px": 3})
+    return show.assign(image_size=whole_numbers(show["image_size"]), n=whole_numbers(show["n"]))
 
 
 def jitter_summary(jitter: pd.DataFrame, image_sizes: Sequence[int]) -> pd.DataFrame:
@@ -65,14 +69,14 @@ def jitter_summary(jitter: pd.DataFrame, image_sizes: Sequence[int]) -> pd.DataF
     -------
     DataFrame of shape (3, 2 + len(image_sizes))
         Rows all 68 landmarks, mouth, brows; columns ``landmarks``, ``median jitter (IOD)``
-        and ``px at <size> px`` per size.
+        and ``px at <size> px`` per size, to 4 decimals.
     """
     summary = pd.DataFrame({"landmarks": ["all 68", "mouth (48-67)", "brows (17-26)"],
                             "median jitter (IOD)": [jitter[c].median() for c in ("jitter_iod", "jitter_mouth_iod",
                                                                                   "jitter_brows_iod")]})
     for size in image_sizes:
         summary[f"px at {size} px"] = amplitude_pixels(summary["median jitter (IOD)"].to_numpy(), size)
-    return summary
+    return summary.round(4)
 
 
 def amplitude_figure(table: pd.DataFrame, jitter_iod: float, image_sizes: Sequence[int], inputs: Sequence[str],

@@ -15,6 +15,7 @@ import pandas as pd
 from merlib.evaluation.bootstrap import format_interval
 from merlib.faces.perturb import GEOMETRIC, UNITS
 from merlib.provenance import Provenance
+from merlib.reporting.tables import whole_numbers
 
 __all__ = ["TABLE_COLUMNS", "summary_table", "robustness_figure"]
 
@@ -34,15 +35,16 @@ def summary_table(summary: pd.DataFrame) -> pd.DataFrame:
     -------
     DataFrame
         n_conditions rows, :data:`TABLE_COLUMNS`: ``uf1`` and ``uar`` as ``"0.412 [0.31,
-        0.52]"``, ``d_uf1`` signed (``"+0.021 [-0.05, +0.09]"``), numbers rounded to 3
-        decimals.
+        0.52]"``, ``d_uf1`` signed (``"+0.021 [-0.05, +0.09]"``), ``strength`` rounded to
+        3 decimals, the counts ``n``, ``failed`` and ``wrong`` integers (``Int64``).
     """
     show = summary.assign(
         uf1=[format_interval(v, lo, hi) for v, lo, hi in zip(summary["uf1"], summary["uf1_lo"], summary["uf1_hi"])],
         uar=[format_interval(v, lo, hi) for v, lo, hi in zip(summary["uar"], summary["uar_lo"], summary["uar_hi"])])
     show["d_uf1"] = [format_interval(v, lo, hi, signed=True)
                      for v, lo, hi in zip(summary["d_uf1"], summary["d_uf1_lo"], summary["d_uf1_hi"])]
-    return show[list(TABLE_COLUMNS)].round(3)
+    show = show[list(TABLE_COLUMNS)].round(3)
+    return show.assign(**{c: whole_numbers(show[c]) for c in ("n", "failed", "wrong")})
 
 
 def robustness_figure(summary: pd.DataFrame, grid: Mapping[str, Sequence[float]], provenance: Provenance, *,

@@ -1,6 +1,11 @@
 import pandas as pd
 
-from merlib.reporting.tables import UNLABELLED, class_counts
+import re
+
+import numpy as np
+
+from merlib.provenance import Provenance
+from merlib.reporting.tables import UNLABELLED, captioned, class_counts
 
 
 def test_class_counts_totals_and_fixed_class_order():
@@ -23,3 +28,13 @@ def test_class_counts_drops_unlabelled_column_when_empty():
     assert UNLABELLED not in c.columns
     assert c.loc[("a", "s1"), "positive"] == 1
     assert c["Total"].iloc[-1] == 1
+
+
+def test_captioned_writes_numbers_as_they_are_and_pads_cells():
+    df = pd.DataFrame({"seconds": [1274.0, np.nan], "epochs": [30.0, 11.5], "uf1": [0.028, 0.5],
+                       "n": pd.array([113, None], dtype="Int64")})
+    html = captioned(df, Provenance("simulated", "abc", "merlib test", {}), "t").to_html()
+    for shown in (">1274<", ">11.5<", ">30.0<", ">0.028<", ">0.500<", ">113<"):
+        assert shown in html, shown
+    assert not re.search(r"\d\.\d{6}", html)
+    assert "padding: 0.2em 0.8em" in html
