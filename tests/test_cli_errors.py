@@ -19,6 +19,7 @@ BASE: dict[str, list[str]] = {
     "preprocess": ["--data-root", "nowhere", "--out", "crops"],
     "train-macro": ["--crops", "nowhere.npz", "--out", "transfer"],
     "evaluate": ["--crops", "nowhere.npz", "--out", "loso"],
+    "score": ["nowhere.csv", "--out", "scores.csv"],
 }
 
 
@@ -44,6 +45,11 @@ BASE: dict[str, list[str]] = {
     ("synth", ["--amplitude-scale", "nan"], "argument --amplitude-scale: expected a finite number, got 'nan'"),
     ("evaluate", ["--device", "gpu"], "argument --device: expected 'cpu', 'cuda' or 'cuda:N', got 'gpu'"),
     ("evaluate", ["--leaky", "--no-search"], "argument --no-search: not allowed with argument --leaky"),
+    ("score", ["--resamples", "0"], "argument --resamples: expected an integer >= 1, got 0"),
+    ("score", ["--seed", "-1"], f"argument --seed: expected an integer in 0..{SEED_MAX}, got -1"),
+    ("score", ["--labels", "mine"], "argument --labels: invalid choice: 'mine' (choose from 'composite', 'file')"),
+    ("score", ["--label-map", "0"], "argument --label-map: '0' is not code=class; expected e.g. "
+                                    "0=negative,1=positive,2=surprise"),
 ])
 def test_bad_argument_is_a_usage_error_naming_it(command, extra, message, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)

@@ -12,11 +12,13 @@ from merlib.evaluation.splits import inner_folds, loso_folds
 _LAZY = {"LosoResult": "protocol", "evaluate_loso": "protocol", "SearchResult": "search",
          "grid_search": "search", "bootstrap_table": "bootstrap", "paired_table": "bootstrap",
          "STUDIES": "variants", "Study": "variants", "StudyRun": "variants", "get_study": "variants",
-         "run_study": "variants", "chapter_profile": "variants"}
+         "run_study": "variants", "chapter_profile": "variants", "score_predictions": "scoring",
+         "paired_scores": "scoring", "read_predictions": "scoring", "compare_published": "scoring"}
 
 __all__ = ["LosoResult", "STUDIES", "SearchResult", "Study", "StudyRun", "bootstrap_table", "chapter_profile",
-           "evaluate_loso", "get_study", "grid_search", "inner_folds", "loso_folds", "metrics_table",
-           "paired_table", "run_study", "scores", "uar_score", "uf1_score"]
+           "compare_published", "evaluate_loso", "get_study", "grid_search", "inner_folds", "loso_folds",
+           "metrics_table", "paired_scores", "paired_table", "read_predictions", "run_study", "score_predictions",
+           "scores", "uar_score", "uf1_score"]
 
 
 def __getattr__(name: str) -> Any:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Sequence
 from pathlib import Path
 
 
@@ -78,9 +79,20 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_parsers(sub: argparse._SubParsersAction) -> None:
-    """Add ``fit``, ``export`` and ``predict`` to the ``merlib`` subparsers."""
-    s = sub.add_parser("fit", help="train the deployed model on every subject: fine-tuned network + SVM")
+def add_parsers(sub: argparse._SubParsersAction,
+                parents: Sequence[argparse.ArgumentParser] = ()) -> None:
+    """Add ``fit``, ``export`` and ``predict`` to the ``merlib`` subparsers.
+
+    Parameters
+    ----------
+    sub : argparse subparsers
+    parents : sequence of ArgumentParser
+        The flags every ``merlib`` command takes (:func:`merlib.cli.common_flags`), passed
+        in rather than imported so that this module does not depend on the command.
+    """
+    parents = list(parents)
+    s = sub.add_parser("fit", parents=parents,
+                       help="train the deployed model on every subject: fine-tuned network + SVM")
     s.add_argument("--crops", type=Path, required=True,
                    help="`merlib preprocess` output folder, or crops.npz with crops.csv beside it")
     s.add_argument("--set", default="composite", help="set to read from a preprocess folder (default: %(default)s)")
@@ -96,7 +108,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--threads", type=int, default=None, help="torch threads")
     s.set_defaults(func=_cmd_fit)
 
-    s = sub.add_parser("export", help="bundle a fitted model: weights, ONNX graph, SVM arrays, settings")
+    s = sub.add_parser("export", parents=parents,
+                       help="bundle a fitted model: weights, ONNX graph, SVM arrays, settings")
     s.add_argument("--model", type=Path, required=True, help="`merlib fit` output folder")
     s.add_argument("--out", type=Path, required=True, help="bundle folder to write")
     s.add_argument("--runtime", choices=["onnxruntime"], default="onnxruntime",
@@ -111,7 +124,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--exporter", choices=["dynamo", "torchscript"], default="dynamo")
     s.set_defaults(func=_cmd_export)
 
-    s = sub.add_parser("predict", help="classify images, or spot and classify micro-expressions in a video")
+    s = sub.add_parser("predict", parents=parents,
+                       help="classify images, or spot and classify micro-expressions in a video")
     s.add_argument("--model", type=Path, required=True, help="bundle (`merlib export`) or model folder")
     s.add_argument("--input", type=Path, required=True,
                    help="an image, a folder of images, a video file, or a folder of frames with --clip")
