@@ -44,6 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--appearance", default="none")
     p.add_argument("--appearance-strength", type=float, default=1.0)
     p.add_argument("--au-statistics", default="recipes")
+    p.add_argument("--au-style", type=float, default=0.0)
     p.add_argument("--head-motion", type=float, default=0.0)
     p.add_argument("--blink-rate", type=float, default=0.0)
     p.add_argument("--weak-fraction", type=float, default=0.0)
@@ -67,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     extra = {} if args.amplitude is None else {"micro_amplitude_iod": tuple(args.amplitude)}
     cfg = SynthConfig(seed=args.seed, micro_subjects=args.micro_subjects, macro_subjects=args.macro_subjects,
                       appearance=args.appearance, appearance_strength=args.appearance_strength,
-                      au_statistics=args.au_statistics, head_motion_iod=args.head_motion,
+                      au_statistics=args.au_statistics, au_style_deg=args.au_style, head_motion_iod=args.head_motion,
                       blink_rate=args.blink_rate, weak_fraction=args.weak_fraction, **extra).validate()
     timings = {}
     marker = args.root / "SYNTHME.json"

@@ -233,6 +233,7 @@ def _cmd_synth(args: argparse.Namespace) -> int:
         appearance=args.appearance,
         appearance_strength=args.appearance_strength,
         au_statistics=args.au_statistics,
+        au_style_deg=args.au_style,
         head_motion_iod=args.head_motion,
         blink_rate=args.blink_rate,
         weak_fraction=args.weak_fraction,
@@ -432,6 +433,8 @@ def build_parser() -> argparse.ArgumentParser:
                    default=1.0, help="contrast of the appearance changes (1: the documented depths)")
     s.add_argument("--au-statistics", choices=("recipes", "real"), default="recipes",
                    help="real: micro samples combine AUs as the real composite's do")
+    s.add_argument("--au-style", type=_checked_by("au_style_deg", float, _synth_check), default=0.0,
+                   help="per-subject turn of each face region's AU motion, SD in degrees")
     s.add_argument("--head-motion", type=_checked_by("head_motion_iod", float, _synth_check), default=0.0,
                    help="rigid head motion within a clip, IOD (spread over the clip)")
     s.add_argument("--blink-rate", type=_checked_by("blink_rate", float, _synth_check), default=0.0,

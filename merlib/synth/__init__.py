@@ -49,7 +49,7 @@ __all__ = ["SynthConfig", "SynthConfigError", "generate", "render_samples", "con
 
 #: Options added to make SynthME as hard as the real composite; their defaults are the
 #: generator before them.
-REALISM_FIELDS: tuple[str, ...] = ("appearance", "appearance_strength", "au_statistics",
+REALISM_FIELDS: tuple[str, ...] = ("appearance", "appearance_strength", "au_statistics", "au_style_deg",
                                    "head_motion_iod", "blink_rate", "weak_fraction")
 
 
@@ -125,6 +125,12 @@ class SynthConfig:
         as the real composite's samples do (:func:`.au.real_combination`: mostly one or
         two AUs, overlapping classes). ``"recipes"``: from :data:`.au.RECIPES`, richer
         prototypes (the generator as it was before).
+    au_style_deg : float, default=0.0
+        How differently each subject's face carries out the same action unit, [0, 45]:
+        the standard deviation, in degrees, of a per-subject rotation of the landmark
+        displacements of each face region (:func:`.au.subject_style`). Real faces move
+        the same AU in directions that differ with their morphology; 0: every subject
+        moves exactly as :data:`.au.AU_FIELDS` (the generator as it was before).
     head_motion_iod : float, default=0.0
         Rigid head motion within a clip, [0, 0.2]: the spread of the head's displacement
         over a clip, IOD units (:func:`.render.sample_nuisance`). 0: only the camera's
@@ -149,6 +155,7 @@ class SynthConfig:
     appearance: str = "none"
     appearance_strength: float = 1.0
     au_statistics: str = "recipes"
+    au_style_deg: float = 0.0
     head_motion_iod: float = 0.0
     blink_rate: float = 0.0
     weak_fraction: float = 0.0
@@ -186,7 +193,8 @@ class SynthConfig:
             raise bad("appearance", "'none' or 'facs'")
         if self.au_statistics not in ("recipes", "real"):
             raise bad("au_statistics", "'recipes' or 'real'")
-        for name, hi in (("appearance_strength", 5.0), ("head_motion_iod", 0.2), ("blink_rate", 1.0),
+        for name, hi in (("appearance_strength", 5.0), ("au_style_deg", 45.0), ("head_motion_iod", 0.2),
+                         ("blink_rate", 1.0),
                          ("weak_fraction", 1.0)):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0.0 <= float(v) <= hi:

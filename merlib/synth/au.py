@@ -267,3 +267,36 @@ def sample_expression(kind: str, amplitude_range: tuple[float, float],
     d = expression_field(aus, weights, side, asymmetry)
     d *= amplitude / np.linalg.norm(d, axis=1).max()
     return Expression(kind, aus, weights, side, asymmetry, amplitude, d)
+
+
+#: Face regions whose landmarks turn together in :func:`subject_style` (68-point indices).
+STYLE_REGIONS: dict[str, range] = {"jaw": range(0, 17), "brows": range(17, 27), "nose": range(27, 36),
+                                   "eyes": range(36, 48), "mouth": range(48, 68)}
+
+
+def subject_style(sd_deg: float, rng: np.random.Generator) -> np.ndarray:
+    """One subject's way of moving: a rotation angle per landmark, shape (68,), radians.
+
+    Each region of :data:`STYLE_REGIONS` draws one angle from N(0, ``sd_deg``); the
+    image-left landmarks turn by it and their mirror images by its negative, so the style
+    is as symmetric as the face, and the midline does not turn (it moves vertically).
+    """
+    angles = np.zeros(68, np.float64)
+    if sd_deg <= 0:
+        return angles
+    left = np.array([i in IMAGE_LEFT for i in range(68)])
+    mid = np.array([i in MIDLINE for i in range(68)])
+    for region in STYLE_REGIONS.values():
+        idx = np.array(list(region))
+        angles[idx] = np.deg2rad(float(rng.normal(0.0, sd_deg)))
+    angles[~left] *= -1.0
+    angles[mid] = 0.0
+    return angles
+
+
+def styled(displacement: np.ndarray, angles: np.ndarray) -> np.ndarray:
+    """``displacement`` (68, 2) with each landmark's vector turned by ``angles`` (68,):
+    the same amplitude, another direction."""
+    c, s = np.cos(angles), np.sin(angles)
+    dx, dy = displacement[:, 0], displacement[:, 1]
+    return np.stack([c * dx - s * dy, s * dx + c * dy], axis=1)

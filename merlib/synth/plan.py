@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -23,7 +23,7 @@ from merlib.data.composite import load_composite_list
 from merlib.data.frames import middle_frame
 from merlib.data.labels import emotion_to_label
 from merlib.data.layouts import ClipRecord
-from merlib.synth.au import Expression, real_combination, sample_expression
+from merlib.synth.au import Expression, real_combination, sample_expression, styled, subject_style
 from merlib.synth.morph import IdentitySpec, choose_sources
 from merlib.synth.render import CAMERAS
 
@@ -204,6 +204,15 @@ def _micro_emotion(dataset: str, label: str, rng: np.random.Generator) -> str:
     return names[int(rng.integers(len(names)))]
 
 
+def _in_subject_style(cfg, expr: Expression, dataset: str, subject: str) -> Expression:
+    """``expr`` as this subject moves (``cfg.au_style_deg``): one style per subject, drawn
+    from its own stream, so every clip of the subject turns the same way."""
+    if cfg.au_style_deg <= 0 or not expr.aus:
+        return expr
+    angles = subject_style(cfg.au_style_deg, key_rng(cfg.seed, "style", dataset, subject))
+    return replace(expr, displacement=styled(expr.displacement, angles))
+
+
 def _micro_clip(cfg, dataset: str, subject: str, sample: str, emotion: str,
                 label: str | None) -> ClipPlan:
     seed = cfg.seed
@@ -222,6 +231,7 @@ def _micro_clip(cfg, dataset: str, subject: str, sample: str, emotion: str,
         aus = real_combination(label, key_rng(seed, "aus", *key))
     expr = sample_expression(_KIND[dataset][emotion], (lo * scale, hi * scale),
                              key_rng(seed, "expression", *key), aus=aus)
+    expr = _in_subject_style(cfg, expr, dataset, subject)
     if dataset == "smic":
         rec = ClipRecord(subject, sample, emotion, frames, part="HS")
     else:
@@ -274,6 +284,7 @@ def _macro_clip(cfg, dataset: str, subject: str, sample: str, emotion: str | Non
     lo, hi = cfg.macro_amplitude_iod
     expr = sample_expression(kind, (lo * cfg.amplitude_scale, hi * cfg.amplitude_scale),
                              key_rng(cfg.seed, "expression", dataset, subject, sample))
+    expr = _in_subject_style(cfg, expr, dataset, subject)
     rec = ClipRecord(subject, sample, emotion, frames, part=part)
     name = jaffe.CODES.get(emotion or "", emotion) if dataset == "jaffe" else emotion
     label = emotion_to_label(name, dataset)

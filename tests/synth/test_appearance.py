@@ -124,7 +124,7 @@ def test_nuisances(identity):
 
 @pytest.mark.parametrize("field, value", [("appearance", "wrinkles"), ("au_statistics", "casme"),
                                           ("appearance_strength", -1.0), ("head_motion_iod", 0.5),
-                                          ("blink_rate", 1.5), ("weak_fraction", True)])
+                                          ("blink_rate", 1.5), ("weak_fraction", True), ("au_style_deg", 60.0)])
 def test_bad_realism_option_is_named(field, value):
     with pytest.raises(SynthConfigError, match=field):
         SynthConfig(**{field: value}).validate()
@@ -136,7 +136,7 @@ def test_record_keeps_the_old_marker_for_the_old_generator():
     assert rec["appearance"] == "facs" and rec["blink_rate"] == 0.2 and "head_motion_iod" not in rec
     filled = realism_of(json.loads(json.dumps(rec)))
     assert filled == {"appearance": "facs", "appearance_strength": 1.0, "au_statistics": "recipes",
-                      "head_motion_iod": 0.0, "blink_rate": 0.2, "weak_fraction": 0.0}
+                      "au_style_deg": 0.0, "head_motion_iod": 0.0, "blink_rate": 0.2, "weak_fraction": 0.0}
 
 
 def test_realism_renders_the_same_neutral_frames_and_changes_the_expressive_ones(identity):
@@ -158,3 +158,45 @@ def test_realism_renders_the_same_neutral_frames_and_changes_the_expressive_ones
     centre = np.array([CAMERAS["samm"].width * 0.5, CAMERAS["samm"].height * 0.45])
     reach = np.hypot(xs - centre[0], ys - centre[1]).max()
     assert reach < 1.6 * CAMERAS["samm"].iod_px
+
+
+def test_subject_style_turns_regions_mirror_symmetrically_and_keeps_amplitudes():
+    from merlib.synth.au import IMAGE_LEFT, MIDLINE, MIRROR, STYLE_REGIONS, styled, subject_style
+
+    assert not subject_style(0.0, np.random.default_rng(0)).any()
+    a = subject_style(20.0, np.random.default_rng(1))
+    assert np.all(a[list(MIDLINE)] == 0.0)
+    for region in STYLE_REGIONS.values():
+        turned = {abs(round(float(a[i]), 12)) for i in region if i not in MIDLINE}
+        assert len(turned) == 1  # one angle per region, its sign mirrored
+    for i in IMAGE_LEFT:
+        assert a[MIRROR[i]] == pytest.approx(-a[i])
+    from merlib.synth.au import expression_field
+
+    e = expression_field((6, 12), (1.0, 1.0), 1, 0.0)  # no asymmetry: a mirror-symmetric field
+    d = styled(e, a)
+    np.testing.assert_allclose(np.linalg.norm(d, axis=1), np.linalg.norm(e, axis=1))
+    # A mirror-symmetric expression stays mirror-symmetric: x flips, y stays.
+    np.testing.assert_allclose(d[MIRROR, 0], -d[:, 0], atol=1e-12)
+    np.testing.assert_allclose(d[MIRROR, 1], d[:, 1], atol=1e-12)
+    assert np.abs(d - e).max() > 1e-2
+
+
+def test_au_style_is_one_per_subject_and_keeps_each_clips_amplitude():
+    from merlib.synth.plan import _micro_clip
+
+    plain, style = SynthConfig(seed=3), SynthConfig(seed=3, au_style_deg=25.0)
+    clips = [("casme2", "sub01", "EP02_01f", "happiness", "positive"),
+             ("casme2", "sub01", "EP03_02", "happiness", "positive"),
+             ("casme2", "sub02", "EP02_01f", "happiness", "positive")]
+    corner = 54  # a mouth corner: every positive sample moves it (AU12 or AU14)
+    turn = []
+    for clip in clips:
+        a = _micro_clip(plain, *clip).expression.displacement
+        b = _micro_clip(style, *clip).expression.displacement
+        np.testing.assert_allclose(np.linalg.norm(b, axis=1), np.linalg.norm(a, axis=1))
+        assert np.linalg.norm(a[corner]) > 0
+        turn.append(np.arctan2(b[corner, 1], b[corner, 0]) - np.arctan2(a[corner, 1], a[corner, 0]))
+    # sub01's two clips turn the same way; sub02 another.
+    assert turn[0] == pytest.approx(turn[1]) and abs(turn[0]) > 1e-3
+    assert abs(turn[2] - turn[0]) > 1e-3
