@@ -60,10 +60,15 @@ def resolve_data_root(data_root: str | os.PathLike | None = None) -> Path:
 def work_dir() -> Path:
     """Where computed artefacts (crop caches, results) go by default.
 
-    ``<checkout>/build`` when the working directory is inside a merlib checkout (the
-    nearest folder upwards holding ``pyproject.toml`` and ``merlib/``; notebooks run from
-    ``notebooks/``), else merlib's user cache (:func:`cache_dir`).
+    ``$MERLIB_BUILD_DIR`` when set: ``make book PROFILE=paper`` (any book other than the
+    default one) points it at a folder of its own, so that runs with other settings or
+    data never share caches with the default book. Otherwise ``<checkout>/build`` when
+    the working directory is inside a merlib checkout (the nearest folder upwards holding
+    ``pyproject.toml`` and ``merlib/``; notebooks run from ``notebooks/``), else merlib's
+    user cache (:func:`cache_dir`).
     """
+    if env := os.environ.get("MERLIB_BUILD_DIR"):
+        return Path(env).expanduser().resolve()
     here = Path.cwd().resolve()
     for folder in (here, *here.parents):
         if (folder / "pyproject.toml").is_file() and (folder / "merlib").is_dir():

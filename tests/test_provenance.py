@@ -65,3 +65,67 @@ def test_stamp_titles_simulated_figures(tmp_path):
 def test_code_version_names_package_and_commit():
     v = code_version()
     assert v.startswith("merlib 0.1.0")
+
+
+X86_CPUINFO = """processor\t: 0
+model name\t: AMD EPYC 9654 96-Core Processor
+flags\t\t: fpu sse2 avx2 fma avx512f avx512_vnni avx512_bf16
+processor\t: 1
+model name\t: AMD EPYC 9654 96-Core Processor
+"""
+ARM_CPUINFO = """processor\t: 0
+BogoMIPS\t: 2000.00
+Features\t: fp asimd evtstrm aes sve sve2
+CPU implementer\t: 0x41
+CPU part\t: 0xd4f
+"""
+
+
+def test_cpu_model_and_instruction_sets_from_cpuinfo(tmp_path):
+    from merlib.provenance import cpu_flags, cpu_model
+
+    (tmp_path / "x86").write_text(X86_CPUINFO)
+    (tmp_path / "arm").write_text(ARM_CPUINFO)
+    assert cpu_model(tmp_path / "x86") == "AMD EPYC 9654 96-Core Processor"
+    assert cpu_flags(tmp_path / "x86") == ["avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16"]
+    assert cpu_model(tmp_path / "arm") == "ARM implementer 0x41 part 0xd4f"
+    assert cpu_flags(tmp_path / "arm") == ["asimd", "sve", "sve2"]
+    assert cpu_model(tmp_path / "missing") == "unknown CPU" and cpu_flags(tmp_path / "missing") == []
+
+
+def test_every_caption_names_the_cpu_and_its_instruction_set(tmp_path):
+    import platform
+
+    from merlib.provenance import NOTABLE_FLAGS, cpu_flags, cpu_model
+
+    root = _tree(tmp_path / "real", {"CASME2/a.txt": b"1"})
+    for prov in (Provenance.for_data(root, seed=1), Provenance("real", "abc", "merlib 0", {"device": "cpu"})):
+        machine = prov.machine
+        assert machine.startswith(f"CPU {cpu_model()} ({platform.machine()}; ")
+        flags = cpu_flags()
+        assert all(f in machine for f in flags) if flags else "none of " + "/".join(NOTABLE_FLAGS) in machine
+        assert "GPU" not in machine  # a CPU run names no GPU
+        assert f"| Machine: {machine}" in prov.caption() and prov.as_dict()["machine"] == machine
+    fig, _ = plt.subplots()
+    Provenance.for_data(root).stamp(fig)
+    assert any(f"Machine: CPU {cpu_model()}" in t.get_text() for t in fig.texts)
+    plt.close(fig)
+
+
+def test_a_cuda_run_names_the_gpu_and_its_compute_capability(tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
+    monkeypatch.setattr(torch.cuda, "get_device_properties",
+                        lambda i: SimpleNamespace(name=f"NVIDIA H100 80GB HBM3 #{i}", major=9, minor=0))
+    monkeypatch.setattr(torch.version, "cuda", "12.4")
+    monkeypatch.setattr(torch.backends.cudnn, "version", lambda: 90100)
+    root = _tree(tmp_path / "real", {"CASME2/a.txt": b"1"})
+    caption = Provenance.for_data(root, device="cuda:1", profile="paper").caption()
+    assert "; GPU NVIDIA H100 80GB HBM3 #1 (sm_90, CUDA 12.4, cuDNN 90100) | Params:" in caption
+    assert "Machine: CPU " in caption  # the CPU still runs the SVM, the bootstrap, the pre-processing
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert "cuda asked for, but torch" in Provenance.for_data(root, device="cuda").machine

@@ -14,6 +14,7 @@ The paper's one published time stands beside them, labelled as such (:data:`PUBL
 from __future__ import annotations
 
 import os
+import platform
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -22,6 +23,10 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 import pandas as pd
+
+# The CPU facts are the provenance stamp's, one reading of /proc/cpuinfo for both; the
+# timing chapter and bench/inference.py import them from here.
+from merlib.provenance import NOTABLE_FLAGS, cpu_flags, cpu_model
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -40,42 +45,16 @@ PUBLISHED: dict[str, Any] = {
     "source": "Liu et al. 2022, abstract and Experimental Setup",
 }
 
-#: CPU flags worth naming in a caption: wide vectors, int8 dot products, bf16 / AMX.
-NOTABLE_FLAGS: tuple[str, ...] = ("avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_bf16",
-                                  "amx_int8")
-
-
-def cpu_model(cpuinfo: str | os.PathLike = "/proc/cpuinfo") -> str:
-    """The CPU's model name from ``/proc/cpuinfo`` ('unknown CPU' where there is none)."""
-    try:
-        for line in Path(cpuinfo).read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "unknown CPU"
-
-
-def cpu_flags(cpuinfo: str | os.PathLike = "/proc/cpuinfo") -> list[str]:
-    """Which of :data:`NOTABLE_FLAGS` the CPU reports, in that order."""
-    try:
-        for line in Path(cpuinfo).read_text().splitlines():
-            if line.startswith("flags"):
-                have = set(line.split(":", 1)[1].split())
-                return [f for f in NOTABLE_FLAGS if f in have]
-    except OSError:
-        pass
-    return []
-
-
 def machine(threads: int) -> dict[str, Any]:
-    """The machine a timing ran on: ``cpu``, ``logical_cpus``, ``usable_cpus`` (this
-    process's affinity), ``threads`` (what the timing used), ``flags``, ``load_average``
-    (1, 5, 15 minutes) and ``gpu`` (always None here: no GPU row is measured or estimated)."""
+    """The machine a timing ran on: ``cpu``, ``arch`` (e.g. ``x86_64``), ``logical_cpus``,
+    ``usable_cpus`` (this process's affinity), ``threads`` (what the timing used),
+    ``flags`` (:data:`NOTABLE_FLAGS` present), ``load_average`` (1, 5, 15 minutes) and
+    ``gpu`` (always None here: no GPU row is measured or estimated)."""
     usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     load = os.getloadavg() if hasattr(os, "getloadavg") else (float("nan"),) * 3
-    return {"cpu": cpu_model(), "logical_cpus": os.cpu_count(), "usable_cpus": usable, "threads": int(threads),
-            "flags": cpu_flags(), "load_average": tuple(round(v, 2) for v in load), "gpu": None}
+    return {"cpu": cpu_model(), "arch": platform.machine() or "unknown", "logical_cpus": os.cpu_count(),
+            "usable_cpus": usable, "threads": int(threads), "flags": cpu_flags(),
+            "load_average": tuple(round(v, 2) for v in load), "gpu": None}
 
 
 def machine_caption(info: dict[str, Any]) -> str:
