@@ -229,7 +229,7 @@ class Predictor:
                 f"{self.bundle.svm.n_features} (svm_early_grid {self.bundle.early_grid} in bundle.json)")
         z = logits - logits.max(1, keepdims=True)
         proba = np.exp(z) / np.exp(z).sum(1, keepdims=True)
-        scores = self.bundle.svm.decision_function(features)
+        scores = self.bundle.svm.scores_by_label(features, len(self.labels))
         codes = (self.bundle.svm.predict(features) if self.bundle.meta["classifier"] == "svm"
                  else proba.argmax(1))
         table = pd.DataFrame({"label": [self.labels[c] for c in codes]})

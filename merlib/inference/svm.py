@@ -154,6 +154,17 @@ class ArraySVM:
                 p += 1
         return self.classes[np.argmax(votes, axis=1)]  # argmax: the first of tied classes, as libsvm
 
+    def scores_by_label(self, features: np.ndarray, n_labels: int) -> np.ndarray:
+        """:meth:`decision_function` with one column per label code ``0..n_labels-1``,
+        shape (n_samples, n_labels): NaN for a label the SVM never saw in training (a
+        training set with fewer classes than the model's head)."""
+        features = np.atleast_2d(features)
+        out = np.full((len(features), n_labels), np.nan)
+        if len(self.classes) and (self.classes.min() < 0 or self.classes.max() >= n_labels):
+            raise ConfigError(f"svm: classes {self.classes.tolist()} outside the {n_labels} labels")
+        out[:, self.classes] = self.decision_function(features)
+        return out
+
     def decision_function(self, features: np.ndarray) -> np.ndarray:
         """One-vs-rest scores (n_samples, n_classes) as scikit-learn's SVC gives them
         (votes plus a confidence term below 1/3); NaN for a constant classifier.

@@ -31,6 +31,21 @@ def test_array_svm_reproduces_sklearn(kernel: str, n_classes: int) -> None:
     np.testing.assert_allclose(got[:, 1] if n_classes == 2 else got, expected, atol=1e-9)
 
 
+def test_scores_by_label_leave_a_class_the_svm_never_saw_empty() -> None:
+    # A training set without class 1 (e.g. no positive sample among its subjects): the
+    # model's head still has three labels, the SVM two.
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(40, 5))
+    y = np.where(rng.random(40) < 0.5, 0, 2)
+    X[:, 0] += 2.0 * (y == 2)
+    svm = ArraySVM(*svm_to_arrays(make_svm(1.0, "linear").fit(X, y)))
+    got = svm.scores_by_label(X[:7], 3)
+    assert got.shape == (7, 3) and np.isnan(got[:, 1]).all()
+    np.testing.assert_array_equal(got[:, [0, 2]], svm.decision_function(X[:7]))
+    with pytest.raises(Exception, match="outside the 2 labels"):
+        svm.scores_by_label(X[:7], 2)
+
+
 def test_constant_classifier() -> None:
     dummy = DummyClassifier(strategy="most_frequent").fit(np.zeros((4, 2)), np.array([2, 2, 2, 2]))
     svm = ArraySVM(*svm_to_arrays(dummy))
