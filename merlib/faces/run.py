@@ -231,7 +231,8 @@ def _run_dask(items, cfg, store_root, bar, workers: int, scheduler: str | None
         if scheduler is None:
             cluster = local_cluster(workers)
         client = Client(cluster if cluster is not None else scheduler)
-        n = workers if cluster is not None else max(1, len(client.scheduler_info()["workers"]))
+        # The cluster's own count: without a loopback network it falls back to one in-process worker.
+        n = max(1, len(cluster.workers) if cluster is not None else len(client.scheduler_info()["workers"]))
         # Many small tasks (<= 32 frames, under a second each): idle workers at the end
         # wait at most one task, and the bar moves; Dask's per-task cost is ~1 ms.
         chunks = _chunks(list(enumerate(items)), max(n * 8, -(-len(items) // 32)))
