@@ -237,6 +237,7 @@ def _cmd_synth(args: argparse.Namespace) -> int:
         head_motion_iod=args.head_motion,
         blink_rate=args.blink_rate,
         weak_fraction=args.weak_fraction,
+        flicker=args.flicker,
     )
     root = generate(args.out, cfg, progress=not args.quiet, workers=_cap_workers(args))
     print(f"simulated dataset -> {root}")
@@ -441,6 +442,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="share of clips with an eye blink")
     s.add_argument("--weak-fraction", type=_checked_by("weak_fraction", float, _synth_check), default=0.0,
                    help="share of micro clips with a weak expression (amplitude x 0.3-0.6)")
+    s.add_argument("--flicker", type=_checked_by("flicker", float, _synth_check), default=0.0,
+                   help="lighting flicker: SD of a per-frame brightness gain")
     s.add_argument("--faces-dir", type=Path, default=None,
                    help="source-face pool made by `merlib faces` (default: the user cache)")
     s.add_argument("--workers", type=_int_in(1), default=None,

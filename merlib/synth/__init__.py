@@ -50,7 +50,7 @@ __all__ = ["SynthConfig", "SynthConfigError", "generate", "render_samples", "con
 #: Options added to make SynthME as hard as the real composite; their defaults are the
 #: generator before them.
 REALISM_FIELDS: tuple[str, ...] = ("appearance", "appearance_strength", "au_statistics", "au_style_deg",
-                                   "head_motion_iod", "blink_rate", "weak_fraction")
+                                   "head_motion_iod", "blink_rate", "weak_fraction", "flicker")
 
 
 def config_of_record(record: dict) -> "SynthConfig":
@@ -140,6 +140,11 @@ class SynthConfig:
     weak_fraction : float, default=0.0
         Share of micro clips whose expression is weak, [0, 1]: their amplitude range is
         multiplied by a factor drawn from [0.3, 0.6].
+    flicker : float, default=0.0
+        Lighting flicker, [0, 0.1]: the standard deviation of a brightness gain drawn for
+        every frame, on top of the camera's own (:data:`.render.CAMERAS`). Lights filmed
+        at 100-200 fps flicker; optical flow, which assumes constant brightness, suffers
+        from it more than texture does.
     """
 
     seed: int = 0
@@ -159,6 +164,7 @@ class SynthConfig:
     head_motion_iod: float = 0.0
     blink_rate: float = 0.0
     weak_fraction: float = 0.0
+    flicker: float = 0.0
 
     def validate(self) -> SynthConfig:
         """Raise :class:`SynthConfigError` on the first bad field; return ``self``."""
@@ -195,17 +201,17 @@ class SynthConfig:
             raise bad("au_statistics", "'recipes' or 'real'")
         for name, hi in (("appearance_strength", 5.0), ("au_style_deg", 45.0), ("head_motion_iod", 0.2),
                          ("blink_rate", 1.0),
-                         ("weak_fraction", 1.0)):
+                         ("weak_fraction", 1.0), ("flicker", 0.1)):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0.0 <= float(v) <= hi:
                 raise bad(name, f"a number in [0, {hi:g}]")
         return self
 
-    def look(self) -> tuple[str, float, float, float]:
+    def look(self) -> tuple[str, float, float, float, float]:
         """What the renderer needs besides the plan: appearance, its strength, head
-        motion and blink rate."""
+        motion, blink rate and flicker."""
         return (self.appearance, float(self.appearance_strength), float(self.head_motion_iod),
-                float(self.blink_rate))
+                float(self.blink_rate), float(self.flicker))
 
     def record(self) -> dict:
         """The fields for ``SYNTHME.json``. ``faces_dir`` is left out: it is a
@@ -288,7 +294,7 @@ def _identity(pool_root: str, spec):
                           [faces[i].landmarks for i in spec.faces])
 
 
-def _render_one(identity, clip, seed: int, look: tuple[str, float, float, float], skin: float) -> list:
+def _render_one(identity, clip, seed: int, look: tuple[str, float, float, float, float], skin: float) -> list:
     """The frames of one planned clip, as :func:`generate` writes them."""
     import numpy as np
 
@@ -296,7 +302,7 @@ def _render_one(identity, clip, seed: int, look: tuple[str, float, float, float]
     from merlib.synth.plan import key_rng
     from merlib.synth.render import CAMERAS, render_clip, sample_nuisance
 
-    appearance, strength, head_motion, blink_rate = look
+    appearance, strength, head_motion, blink_rate, flicker = look
     rec = clip.record
     key = (clip.dataset, rec.subject, rec.sample)
     # Appearance and nuisances draw from streams of their own: without them, a clip
@@ -305,7 +311,7 @@ def _render_one(identity, clip, seed: int, look: tuple[str, float, float, float]
                            skin, key_rng(seed, "appearance", *key))
                if appearance == "facs" else None)
     nuisance = (sample_nuisance(len(rec.frames), identity.iod, head_motion, blink_rate,
-                                key_rng(seed, "nuisance", *key))
+                                key_rng(seed, "nuisance", *key), flicker=flicker)
                 if len(rec.frames) > 1 else None)
     return render_clip(identity, CAMERAS[clip.dataset], clip.expression.displacement,
                        np.asarray(clip.intensities), key_rng(seed, "render", *key), shading=shading,
@@ -313,7 +319,7 @@ def _render_one(identity, clip, seed: int, look: tuple[str, float, float, float]
 
 
 def _render_clips(pool_root: str, out: str, seed: int, spec, clips,
-                  look: tuple[str, float, float, float] = ("none", 1.0, 0.0, 0.0)) -> int:
+                  look: tuple[str, float, float, float, float] = ("none", 1.0, 0.0, 0.0, 0.0)) -> int:
     """Worker: render and write clips of one identity -> number of frames written.
 
     Each clip draws from its own keyed generator, so the bytes do not depend on which

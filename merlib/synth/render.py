@@ -195,15 +195,18 @@ class Nuisance:
         Extra in-plane head rotation per frame about the eyes' midpoint, degrees.
     blink : ndarray of shape (n_frames,), float64, or None
         Eyelid closure per frame, 0 (open) to 1 (closed); None: no blink.
+    gain : ndarray of shape (n_frames,), float64, or None
+        Extra relative brightness change per frame (lighting flicker); None: none.
     """
 
     shift: np.ndarray
     roll_deg: np.ndarray
     blink: np.ndarray | None = None
+    gain: np.ndarray | None = None
 
 
 def sample_nuisance(n_frames: int, iod_px: float, head_motion_iod: float, blink_rate: float,
-                    rng: np.random.Generator) -> Nuisance | None:
+                    rng: np.random.Generator, flicker: float = 0.0) -> Nuisance | None:
     """Draw a clip's nuisances; None when there are none to draw.
 
     Parameters
@@ -221,8 +224,12 @@ def sample_nuisance(n_frames: int, iod_px: float, head_motion_iod: float, blink_
     rng : numpy Generator
         The clip's own nuisance stream (not the rendering's, so that a root without
         nuisances renders the same bytes as before they existed).
+    flicker : float, default=0.0
+        Standard deviation of an extra brightness gain drawn for every frame: the
+        flicker of lights filmed at high frame rates (drawn last, so that the other
+        nuisances of a clip stay as they were without it).
     """
-    if head_motion_iod <= 0 and blink_rate <= 0:
+    if head_motion_iod <= 0 and blink_rate <= 0 and flicker <= 0:
         return None
     step = head_motion_iod / np.sqrt(max(n_frames - 1, 1))
     steps = rng.normal(0.0, step * iod_px, size=(n_frames, 2))
@@ -235,7 +242,8 @@ def sample_nuisance(n_frames: int, iod_px: float, head_motion_iod: float, blink_
         half = max(1.0, 0.125 * n_frames)
         x = np.clip(1.0 - np.abs(np.arange(n_frames) - centre) / half, 0.0, 1.0)
         blink = 0.5 - 0.5 * np.cos(np.pi * x)
-    return Nuisance(shift, roll, blink)
+    gain = rng.normal(0.0, flicker, size=n_frames) if flicker > 0 else None
+    return Nuisance(shift, roll, blink, gain)
 
 
 def blink_displacement(landmarks: np.ndarray) -> np.ndarray:
@@ -278,7 +286,7 @@ def render_clip(identity: Identity, camera: Camera, displacement_iod: np.ndarray
         multiplied by ``1 + intensity * shading`` before the warp, so creases move with
         the skin. None: the warp alone.
     nuisance : Nuisance, optional
-        Head motion and a blink (:func:`sample_nuisance`); None: neither.
+        Head motion, a blink and lighting flicker (:func:`sample_nuisance`); None: none.
 
     Returns
     -------
@@ -346,7 +354,8 @@ def render_clip(identity: Identity, camera: Camera, displacement_iod: np.ndarray
         # Lit head over the lit backdrop, channel by channel (cv2: no numpy temporaries).
         img = cv2.merge([cv2.add(cv2.multiply(c, light), cv2.multiply(bg, clear))
                          for c, bg in zip((b, g, r), backdrop)])
-        img *= np.float32(shot.gain * (1.0 + shot.flicker[i]))
+        extra = 1.0 if nuisance is None or nuisance.gain is None else 1.0 + float(nuisance.gain[i])
+        img *= np.float32(shot.gain * (1.0 + shot.flicker[i]) * extra)
         if not camera.colour:
             img = cv2.cvtColor(img, cv2.COLOR_BGR2GRAY)
         if camera.blur_sigma > 0:

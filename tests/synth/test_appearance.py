@@ -107,6 +107,16 @@ def test_sample_expression_takes_given_aus():
         sample_expression("disgust", (0.03, 0.03), np.random.default_rng(0), aus=(99,))
 
 
+def test_flicker_is_drawn_last_and_alone_when_asked():
+    plain = sample_nuisance(30, 100.0, 0.02, 0.5, np.random.default_rng(4))
+    lit = sample_nuisance(30, 100.0, 0.02, 0.5, np.random.default_rng(4), flicker=0.03)
+    # The other nuisances of the clip are the same draws with or without flicker.
+    np.testing.assert_array_equal(plain.shift, lit.shift)
+    assert plain.gain is None and lit.gain.shape == (30,)
+    only = [sample_nuisance(30, 100.0, 0.0, 0.0, np.random.default_rng(i), flicker=0.03).gain for i in range(50)]
+    assert np.std(np.concatenate(only)) == pytest.approx(0.03, rel=0.1)
+
+
 def test_nuisances(identity):
     assert sample_nuisance(30, 100.0, 0.0, 0.0, np.random.default_rng(0)) is None
     ends = np.array([sample_nuisance(30, 100.0, 0.02, 0.0, np.random.default_rng(i)).shift[-1]
@@ -124,7 +134,8 @@ def test_nuisances(identity):
 
 @pytest.mark.parametrize("field, value", [("appearance", "wrinkles"), ("au_statistics", "casme"),
                                           ("appearance_strength", -1.0), ("head_motion_iod", 0.5),
-                                          ("blink_rate", 1.5), ("weak_fraction", True), ("au_style_deg", 60.0)])
+                                          ("blink_rate", 1.5), ("weak_fraction", True), ("au_style_deg", 60.0),
+                                          ("flicker", 0.5)])
 def test_bad_realism_option_is_named(field, value):
     with pytest.raises(SynthConfigError, match=field):
         SynthConfig(**{field: value}).validate()
@@ -136,7 +147,8 @@ def test_record_keeps_the_old_marker_for_the_old_generator():
     assert rec["appearance"] == "facs" and rec["blink_rate"] == 0.2 and "head_motion_iod" not in rec
     filled = realism_of(json.loads(json.dumps(rec)))
     assert filled == {"appearance": "facs", "appearance_strength": 1.0, "au_statistics": "recipes",
-                      "au_style_deg": 0.0, "head_motion_iod": 0.0, "blink_rate": 0.2, "weak_fraction": 0.0}
+                      "au_style_deg": 0.0, "head_motion_iod": 0.0, "blink_rate": 0.2, "weak_fraction": 0.0,
+                      "flicker": 0.0}
 
 
 def test_realism_renders_the_same_neutral_frames_and_changes_the_expressive_ones(identity):
@@ -200,3 +212,17 @@ def test_au_style_is_one_per_subject_and_keeps_each_clips_amplitude():
     # sub01's two clips turn the same way; sub02 another.
     assert turn[0] == pytest.approx(turn[1]) and abs(turn[0]) > 1e-3
     assert abs(turn[2] - turn[0]) > 1e-3
+
+
+def test_flicker_brightens_the_whole_frame_by_its_gain(identity):
+    from merlib.synth.render import CAMERAS, Nuisance, render_clip
+
+    e = _expression((4, 7), amplitude=0.03)
+    ints = np.array([0.0, 1.0])
+    still = Nuisance(np.zeros((2, 2)), np.zeros(2))
+    plain = render_clip(identity, CAMERAS["samm"], e.displacement, ints, np.random.default_rng(1), nuisance=still)
+    lit = render_clip(identity, CAMERAS["samm"], e.displacement, ints, np.random.default_rng(1),
+                      nuisance=Nuisance(np.zeros((2, 2)), np.zeros(2), gain=np.array([0.0, 0.08])))
+    np.testing.assert_array_equal(plain[0], lit[0])
+    ratio = lit[1].astype(float).mean() / plain[1].astype(float).mean()
+    assert ratio == pytest.approx(1.08, abs=0.01)
