@@ -1,16 +1,21 @@
-"""The difference input against HOG + SVM on one generated SynthME root, over several
-training seeds: the settings probe behind the development-root tables of
-``book/beyond.md``.
+"""The network (on the difference input, or the paper's apex crop) against HOG + SVM on the
+same input, on one generated SynthME root, over several training seeds: the settings probe
+behind the development notes (``bench/records/devnote-*.json``).
 
     .venv/bin/python bench/difference_probe.py --seed 1 --amplitude 5
     .venv/bin/python bench/difference_probe.py --seed 1 --amplitude 5 --micro-subjects 24 \\
         --macro-subjects 16 --train-seeds 0 1 2 --set base --set drop_rate=0.2
+    .venv/bin/python bench/difference_probe.py --input apex --realism calibrated --seed 7 \
+        --amplitude 1 --micro-subjects 24 --set base --set image_size=128 --set svm_early_grid=4
 
 The root (``--seed``, subject counts, ``--amplitude``) is generated once under ``--base``
 (:func:`merlib.studies.amplitude.synth_root`); a seed other than the book's (0) gives other
 identities, so settings chosen here are not chosen on the book's test folds. Its
-composite is pre-processed through the crop cache, and the difference images are made at
-64 px with gain ``--gain`` (:func:`merlib.training.difference.difference_crops`).
+composite is pre-processed through the crop cache; with ``--input difference`` the
+difference images are made at 64 px with gain ``--gain``
+(:func:`merlib.training.difference.difference_crops`), with ``--input apex`` the network
+and HOG read the aligned apex crops (HOG at 64 px, the network at its ``image_size``).
+``--realism`` picks the generator's preset (:data:`merlib.synth.REALISM_PRESETS`).
 
 Each ``--set`` is one network setting: ``base`` is chapter 07's (the smoke profile's
 fine-tuning, MobileViT-XXS at 64 px, 3 epochs, the paper's dropout 0.5, no transfer);
@@ -61,6 +66,8 @@ def main() -> None:
     ap.add_argument("--micro-subjects", type=int, default=12)
     ap.add_argument("--macro-subjects", type=int, default=4)
     ap.add_argument("--gain", type=float, default=DIFFERENCE_GAIN)
+    ap.add_argument("--input", choices=("difference", "apex"), default="difference")
+    ap.add_argument("--realism", choices=("none", "calibrated"), default="none")
     ap.add_argument("--train-seeds", type=int, nargs="+", default=[0])
     ap.add_argument("--set", dest="settings", action="append", default=None,
                     help="a network setting (repeatable; default: base)")
@@ -70,11 +77,18 @@ def main() -> None:
     args = ap.parse_args()
 
     keep_local_clusters()
+    from merlib.synth import SynthConfig, generator_settings
+
+    realism = generator_settings(SynthConfig.preset(args.realism).record())
     root = amp.synth_root(args.base, args.amplitude, seed=args.seed, micro_subjects=args.micro_subjects,
-                          macro_subjects=args.macro_subjects)
+                          macro_subjects=args.macro_subjects, realism=realism)
     crops = prepare_crop_sets(root, sets=["composite"], seed=0, allow_missing=True)["composite"]
-    diff, left_out = difference_crops(crops, root, size=SIZE, gain=args.gain, cache_dir=args.base / "clips")
-    work = args.base / "runs" / f"{root.name}_gain{args.gain:g}"
+    if args.input == "difference":
+        diff, left_out = difference_crops(crops, root, size=SIZE, gain=args.gain, cache_dir=args.base / "clips")
+        work = args.base / "runs" / f"{root.name}_gain{args.gain:g}"
+    else:
+        diff, left_out = crops, []
+        work = args.base / "runs" / f"{root.name}_apex"
     refs = reference_predictions(diff, ["hog_svm"], folds=loso_folds(diff.groups), cache_dir=work / "references")
     iod = amp.composite_amplitudes(amp.read_truth(root), diff.meta)
     base = get_profile("smoke", "cpu").micro.replace(image_size=SIZE, epochs=3)
@@ -99,7 +113,8 @@ def main() -> None:
             print(rows[-1], flush=True)
     runs = pd.DataFrame(rows)
     print(f"\n{root} (SIMULATED), {len(diff)} samples, {len(set(diff.groups))} subjects, "
-          f"{len(left_out)} without an aligned onset/apex pair; difference input at {SIZE} px, gain {args.gain:g}")
+          f"{len(left_out)} without an aligned onset/apex pair; {args.input} input"
+          + (f" at {SIZE} px, gain {args.gain:g}" if args.input == "difference" else ""))
     print(runs.to_string(index=False, float_format="%.3f"))
     summary = runs.groupby("setting", sort=False)["uf1_svm"].agg(["mean", "std", "min", "max", "count"])
     summary["svm_pooled"] = runs.groupby("setting", sort=False)["uf1_svm_pooled"].mean()
