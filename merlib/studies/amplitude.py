@@ -109,7 +109,7 @@ def synth_root(base: str | os.PathLike, amplitude: float, *, seed: int = 0, micr
     ConfigError
         ``amplitude`` out of range.
     """
-    from merlib.synth import MARKER, SynthConfig, generate, realism_of
+    from merlib.synth import AMPLITUDE_FIELDS, MARKER, SynthConfig, generate, generator_settings, realism_of
 
     if isinstance(amplitude, bool) or not isinstance(amplitude, (int, float)) or not 0 < amplitude <= AMPLITUDE_MAX:
         raise ConfigError(f"amplitude: expected a number in (0, {AMPLITUDE_MAX:g}] (the generator's "
@@ -123,10 +123,15 @@ def synth_root(base: str | os.PathLike, amplitude: float, *, seed: int = 0, micr
         if _matches(Path(candidate) / MARKER, want, want_realism):
             return Path(candidate)
     name = root_name(amplitude, seed=seed, micro_subjects=micro_subjects, macro_subjects=macro_subjects)
-    if want_realism != realism_of({}):
+    # Realism or amplitude ranges other than the defaults get a folder of their own (named
+    # by the realism alone while the ranges are the defaults, as before they were carried).
+    settings, plain = generator_settings(cfg.record()), generator_settings({})
+    if settings != plain:
         from merlib.paths import settings_digest
 
-        name += f"_{settings_digest(want_realism, 6)}"
+        same_ranges = all(settings[k] == plain[k] for k in AMPLITUDE_FIELDS)
+        digest = want_realism if same_ranges else settings
+        name += f"_{settings_digest(digest, 6)}"
     out = Path(base) / name
     if not _matches(out / MARKER, want, want_realism):
         # An incomplete or different root in our own folder is regenerated (generate()
@@ -610,11 +615,11 @@ def study_roots(base: str | os.PathLike, own_root: str | os.PathLike, record: Ma
     dict of float -> Path
         ``amplitude_scale`` -> root, in the order of ``amplitudes``.
     """
-    from merlib.synth import realism_of
+    from merlib.synth import generator_settings
 
     counts = dict(seed=record["seed"], micro_subjects=micro_subjects or record["micro_subjects"],
                   macro_subjects=macro_subjects or record["macro_subjects"])
-    return {float(a): synth_root(base, float(a), reuse=[own_root], realism=realism_of(record), **counts)
+    return {float(a): synth_root(base, float(a), reuse=[own_root], realism=generator_settings(record), **counts)
             for a in amplitudes}
 
 

@@ -172,11 +172,16 @@ def calibration_table(book_rows: pd.DataFrame, records: pd.DataFrame) -> pd.Data
         ``difference`` (uf1 minus published), ``within`` (|difference| <= 0.05), ``n``,
         ``date`` (the record's; empty for the book's own rows, computed here).
     """
-    from merlib.synth import REALISM_FIELDS
+    from merlib.synth import AMPLITUDE_FIELDS, REALISM_FIELDS, generator_settings
+
+    plain = generator_settings({})
 
     def realism(text: str) -> str:
         doc = json.loads(text) if isinstance(text, str) and text else {}
         parts = [f"{k}={doc[k]}" for k in REALISM_FIELDS if k in doc]
+        # A calibrated amplitude range is part of the generator's settings too.
+        ranges = generator_settings(doc)
+        parts += [f"{k}={list(ranges[k])}" for k in AMPLITUDE_FIELDS if ranges[k] != plain[k]]
         return ", ".join(parts) or "warp only (defaults)"
 
     cols = ["reference", "root", "uf1", "uf1_lo", "uf1_hi", "published", "n"]

@@ -599,7 +599,7 @@ def prepare_robustness(data_root: str | os.PathLike | None = None, *, profile: s
     from merlib.paths import resolve_data_root, results_dir, work_dir
     from merlib.provenance import Provenance
     from merlib.studies.amplitude import synth_root
-    from merlib.synth import realism_of
+    from merlib.synth import generator_settings
     from merlib.training.crops import prepare_crop_sets
     from merlib.training.difference import difference_crops
 
@@ -615,7 +615,7 @@ def prepare_robustness(data_root: str | os.PathLike | None = None, *, profile: s
     root = synth_root(work_dir() / "amplitude", float(amplitude), reuse=[base], seed=record["seed"],
                       micro_subjects=micro_subjects or record["micro_subjects"],
                       macro_subjects=macro_subjects or record["macro_subjects"],
-                      realism=realism_of(record))
+                      realism=generator_settings(record))
     prof = get_profile(profile, device)
     cfg = prof.micro.replace(seed=seed, image_size=image_size, **({"epochs": micro_epochs} if micro_epochs else {}))
     # After the root and the profile: the order in which chapter 08 has always checked.

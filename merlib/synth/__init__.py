@@ -35,6 +35,7 @@ import os
 import shutil
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, fields
+from typing import Any
 from functools import lru_cache
 from multiprocessing import get_all_start_methods, get_context
 from pathlib import Path
@@ -43,7 +44,8 @@ from merlib.data.simulated import COMPOSITE, COMPOSITE_COLUMNS, MARKER, TRUTH, T
 from merlib.errors import MerlibError
 
 __all__ = ["SynthConfig", "SynthConfigError", "generate", "render_samples", "config_of_record", "realism_of",
-           "REALISM_FIELDS", "MARKER", "TRUTH", "TRUTH_COLUMNS",
+           "generator_settings",
+           "REALISM_FIELDS", "REALISM_PRESETS", "MARKER", "TRUTH", "TRUTH_COLUMNS",
            "COMPOSITE", "COMPOSITE_COLUMNS"]
 
 
@@ -51,6 +53,20 @@ __all__ = ["SynthConfig", "SynthConfigError", "generate", "render_samples", "con
 #: generator before them.
 REALISM_FIELDS: tuple[str, ...] = ("appearance", "appearance_strength", "au_statistics", "au_style_deg",
                                    "head_motion_iod", "blink_rate", "weak_fraction", "flicker")
+
+
+#: Named generator settings (:meth:`SynthConfig.preset`, ``merlib synth --realism``).
+#: ``none``: the warp-only generator as it was before calibration (the field defaults).
+#: ``calibrated``: the settings whose development root brought both published
+#: references (LBP-TOP, Bi-WOOF) closest to their real composite UF1, chosen by
+#: ``bench/calibrate_synthme.py`` alone (record: ``bench/records/calibration-dev-s7-v6.json``);
+#: the method under test played no part in it.
+REALISM_PRESETS: dict[str, dict[str, Any]] = {
+    "none": {},
+    "calibrated": {"appearance": "facs", "appearance_strength": 5.0, "au_statistics": "real",
+                   "au_style_deg": 30.0, "head_motion_iod": 0.005, "blink_rate": 0.2, "weak_fraction": 0.3,
+                   "flicker": 0.01, "micro_amplitude_iod": (0.015, 0.035)},
+}
 
 
 def config_of_record(record: dict) -> "SynthConfig":
@@ -67,6 +83,20 @@ def realism_of(record: dict) -> dict:
     it extends."""
     defaults = {f.name: f.default for f in fields(SynthConfig) if f.name in REALISM_FIELDS}
     return {k: record.get(k, v) for k, v in defaults.items()}
+
+
+#: Settings a study root generated beside a data root takes from it besides the realism
+#: options: the amplitude ranges (a calibrated root's differ from the defaults).
+AMPLITUDE_FIELDS: tuple[str, ...] = ("micro_amplitude_iod", "macro_amplitude_iod")
+
+
+def generator_settings(record: dict) -> dict:
+    """What a study root must share with the data root it extends: :func:`realism_of`
+    and the amplitude ranges (:data:`AMPLITUDE_FIELDS`, as tuples; an absent one at its
+    default)."""
+    defaults = {f.name: f.default for f in fields(SynthConfig) if f.name in AMPLITUDE_FIELDS}
+    ranges = {k: tuple(record.get(k, v)) for k, v in defaults.items()}
+    return {**realism_of(record), **ranges}
 
 
 class SynthConfigError(MerlibError, ValueError):
@@ -206,6 +236,20 @@ class SynthConfig:
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0.0 <= float(v) <= hi:
                 raise bad(name, f"a number in [0, {hi:g}]")
         return self
+
+    @classmethod
+    def preset(cls, name: str, **fields_: Any) -> SynthConfig:
+        """A configuration of :data:`REALISM_PRESETS` ``name``, any field overridden by
+        ``fields_``; validated.
+
+        Raises
+        ------
+        SynthConfigError
+            ``name`` is no preset, or a field is out of range.
+        """
+        if name not in REALISM_PRESETS:
+            raise SynthConfigError(f"realism must be one of {sorted(REALISM_PRESETS)}; got {name!r}")
+        return cls(**{**REALISM_PRESETS[name], **fields_}).validate()
 
     def look(self) -> tuple[str, float, float, float, float]:
         """What the renderer needs besides the plan: appearance, its strength, head

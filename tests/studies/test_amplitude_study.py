@@ -63,6 +63,24 @@ def test_study_roots_reuse_the_data_root_at_its_own_amplitude(tmp_path, synth_ro
     assert not (tmp_path / "amplitude").exists()  # nothing generated
 
 
+def test_study_roots_reuse_a_calibrated_root_with_its_own_amplitude_ranges(tmp_path):
+    """A root generated with the calibrated preset (its own micro amplitude range) is its
+    own amplitude-1 study root; the default range would not match it."""
+    from merlib.synth import SynthConfig, generator_settings
+
+    cfg = SynthConfig.preset("calibrated", seed=2, micro_subjects=3, macro_subjects=4)
+    own = tmp_path / "calibrated"
+    own.mkdir()
+    record = {**cfg.record(), "complete": True}
+    (own / "SYNTHME.json").write_text(json.dumps(record))
+    assert generator_settings(record)["micro_amplitude_iod"] == tuple(cfg.micro_amplitude_iod)
+    roots = amp.study_roots(tmp_path / "amplitude", own, record, [1.0])
+    assert roots == {1.0: own}
+    assert not (tmp_path / "amplitude").exists()  # nothing generated
+    plain = {**record, "micro_amplitude_iod": [0.02, 0.04]}
+    assert generator_settings(plain) != generator_settings(record)
+
+
 # -- hand-made study table --------------------------------------------------------------
 
 def _row(kind, scale, clf, uf1, *, size=64, tr=False, beats=False, m=(np.nan, np.nan, np.nan), n_subjects=3):

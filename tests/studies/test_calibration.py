@@ -63,6 +63,12 @@ def test_records_are_read_back_with_their_date_and_settings(tmp_path):
     assert list(both["root"]) == ["book", "dev-s7"] and list(both["generator"])[1] == "appearance=facs"
     assert both["difference"].tolist() == pytest.approx([0.70 - 0.5882, 0.62 - 0.5882])
     assert both["within"].tolist() == [False, True]
+    # A calibrated amplitude range is shown with the realism options.
+    doc["generator"] = {"seed": 7, "flicker": 0.02, "micro_amplitude_iod": [0.015, 0.035],
+                        "macro_amplitude_iod": [0.1, 0.2]}
+    (tmp_path / "calibration-dev-s7.json").write_text(json.dumps(doc))
+    shown = calibration_table(_rows("book", 0.70), read_records(tmp_path))["generator"].iloc[1]
+    assert shown == "flicker=0.02, micro_amplitude_iod=[0.015, 0.035]"
     (tmp_path / "calibration-broken.json").write_text("{")
     with pytest.raises(ConfigError, match="calibration-broken.json"):
         read_records(tmp_path)
