@@ -49,6 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--blink-rate", type=float, default=0.0)
     p.add_argument("--weak-fraction", type=float, default=0.0)
     p.add_argument("--flicker", type=float, default=0.0)
+    p.add_argument("--apex-error", type=float, default=0.0)
     p.add_argument("--amplitude", nargs=2, type=float, default=None, metavar=("LO", "HI"),
                    help="micro amplitude range, IOD (default: the generator's)")
     p.add_argument("--clip-size", type=int, default=128)
@@ -70,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     cfg = SynthConfig(seed=args.seed, micro_subjects=args.micro_subjects, macro_subjects=args.macro_subjects,
                       appearance=args.appearance, appearance_strength=args.appearance_strength,
                       au_statistics=args.au_statistics, au_style_deg=args.au_style, head_motion_iod=args.head_motion,
-                      blink_rate=args.blink_rate, weak_fraction=args.weak_fraction, flicker=args.flicker, **extra).validate()
+                      blink_rate=args.blink_rate, weak_fraction=args.weak_fraction, flicker=args.flicker, apex_error=args.apex_error, **extra).validate()
     timings = {}
     marker = args.root / "SYNTHME.json"
     t = time.perf_counter()

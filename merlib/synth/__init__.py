@@ -52,7 +52,7 @@ __all__ = ["SynthConfig", "SynthConfigError", "generate", "render_samples", "con
 #: Options added to make SynthME as hard as the real composite; their defaults are the
 #: generator before them.
 REALISM_FIELDS: tuple[str, ...] = ("appearance", "appearance_strength", "au_statistics", "au_style_deg",
-                                   "head_motion_iod", "blink_rate", "weak_fraction", "flicker")
+                                   "head_motion_iod", "blink_rate", "weak_fraction", "flicker", "apex_error")
 
 
 #: Named generator settings (:meth:`SynthConfig.preset`, ``merlib synth --realism``).
@@ -175,6 +175,13 @@ class SynthConfig:
         every frame, on top of the camera's own (:data:`.render.CAMERAS`). Lights filmed
         at 100-200 fps flicker; optical flow, which assumes constant brightness, suffers
         from it more than texture does.
+    apex_error : float, default=0.0
+        How far the apex a reader is given lies from the true one, [0, 1]: the standard
+        deviation of the offset as a fraction of the onset-to-apex time. CASME II and SAMM
+        sheets then carry a coder's apex, off the truth by that much; SMIC, which
+        annotates none (its readers take the middle frame), gets its true apex off the
+        middle by the same spread. The truth file keeps the true apex. 0: every given
+        apex is the true one (the generator as it was before).
     """
 
     seed: int = 0
@@ -195,6 +202,7 @@ class SynthConfig:
     blink_rate: float = 0.0
     weak_fraction: float = 0.0
     flicker: float = 0.0
+    apex_error: float = 0.0
 
     def validate(self) -> SynthConfig:
         """Raise :class:`SynthConfigError` on the first bad field; return ``self``."""
@@ -231,7 +239,8 @@ class SynthConfig:
             raise bad("au_statistics", "'recipes' or 'real'")
         for name, hi in (("appearance_strength", 5.0), ("au_style_deg", 45.0), ("head_motion_iod", 0.2),
                          ("blink_rate", 1.0),
-                         ("weak_fraction", 1.0), ("flicker", 0.1)):
+                         ("weak_fraction", 1.0), ("flicker", 0.1),
+                         ("apex_error", 1.0)):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0.0 <= float(v) <= hi:
                 raise bad(name, f"a number in [0, {hi:g}]")

@@ -213,6 +213,21 @@ def _in_subject_style(cfg, expr: Expression, dataset: str, subject: str) -> Expr
     return replace(expr, displacement=styled(expr.displacement, angles))
 
 
+def _apex_positions(cfg, dataset: str, key: tuple[str, ...], n: int, apex_i: int) -> tuple[int, int]:
+    """(the apex a reader is given, the true apex), as indices into the clip's frames.
+
+    Without ``cfg.apex_error`` both are ``apex_i``. With it, an offset drawn from
+    N(0, apex_error x onset-to-apex) separates them: a coder's apex in the CASME II and
+    SAMM sheets, or, for SMIC (whose readers take the middle frame, ``apex_i``), a true
+    apex off the middle. Its own stream: the rest of the clip is drawn as before.
+    """
+    if cfg.apex_error <= 0 or n < 3:
+        return apex_i, apex_i
+    offset = int(np.rint(key_rng(cfg.seed, "apex_error", *key).normal(0.0, cfg.apex_error) * apex_i))
+    moved = int(np.clip(apex_i + offset, 1, n - 1))
+    return (apex_i, moved) if dataset == "smic" else (moved, apex_i)
+
+
 def _micro_clip(cfg, dataset: str, subject: str, sample: str, emotion: str,
                 label: str | None) -> ClipPlan:
     seed = cfg.seed
@@ -232,15 +247,16 @@ def _micro_clip(cfg, dataset: str, subject: str, sample: str, emotion: str,
     expr = sample_expression(_KIND[dataset][emotion], (lo * scale, hi * scale),
                              key_rng(seed, "expression", *key), aus=aus)
     expr = _in_subject_style(cfg, expr, dataset, subject)
+    given_i, true_i = _apex_positions(cfg, dataset, key, len(frames), apex_i)
     if dataset == "smic":
         rec = ClipRecord(subject, sample, emotion, frames, part="HS")
     else:
         rec = ClipRecord(subject, sample, emotion, frames, onset=frames[0],
-                         apex=frames[apex_i], offset=frames[-1],
+                         apex=frames[given_i], offset=frames[-1],
                          action_units=expr.au_code(),
                          part="raw" if dataset == "casme2" else "")
-    return ClipPlan(dataset, rec, label, expr, _micro_curve(len(frames), apex_i),
-                    frames[0], frames[apex_i], frames[-1], f"{dataset}/{subject}")
+    return ClipPlan(dataset, rec, label, expr, _micro_curve(len(frames), true_i),
+                    frames[0], frames[true_i], frames[-1], f"{dataset}/{subject}")
 
 
 def _plan_micro(cfg) -> list[ClipPlan]:

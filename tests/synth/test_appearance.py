@@ -135,7 +135,7 @@ def test_nuisances(identity):
 @pytest.mark.parametrize("field, value", [("appearance", "wrinkles"), ("au_statistics", "casme"),
                                           ("appearance_strength", -1.0), ("head_motion_iod", 0.5),
                                           ("blink_rate", 1.5), ("weak_fraction", True), ("au_style_deg", 60.0),
-                                          ("flicker", 0.5)])
+                                          ("flicker", 0.5), ("apex_error", 1.5)])
 def test_bad_realism_option_is_named(field, value):
     with pytest.raises(SynthConfigError, match=field):
         SynthConfig(**{field: value}).validate()
@@ -148,7 +148,7 @@ def test_record_keeps_the_old_marker_for_the_old_generator():
     filled = realism_of(json.loads(json.dumps(rec)))
     assert filled == {"appearance": "facs", "appearance_strength": 1.0, "au_statistics": "recipes",
                       "au_style_deg": 0.0, "head_motion_iod": 0.0, "blink_rate": 0.2, "weak_fraction": 0.0,
-                      "flicker": 0.0}
+                      "flicker": 0.0, "apex_error": 0.0}
 
 
 def test_realism_renders_the_same_neutral_frames_and_changes_the_expressive_ones(identity):
@@ -226,3 +226,32 @@ def test_flicker_brightens_the_whole_frame_by_its_gain(identity):
     np.testing.assert_array_equal(plain[0], lit[0])
     ratio = lit[1].astype(float).mean() / plain[1].astype(float).mean()
     assert ratio == pytest.approx(1.08, abs=0.01)
+
+
+def test_apex_error_moves_the_given_apex_off_the_truth_and_nothing_else():
+    from merlib.data.frames import middle_frame
+    from merlib.synth.plan import _micro_clip
+
+    plain, noisy = SynthConfig(seed=5), SynthConfig(seed=5, apex_error=0.3)
+    moved = {"casme2": 0, "smic": 0}
+    for i in range(30):
+        for dataset, subject, sample, emotion in (("casme2", "sub01", f"EP{i:02d}_01", "disgust"),
+                                                  ("smic", "s01", f"s01_ne_{i:02d}", "negative")):
+            a = _micro_clip(plain, dataset, subject, sample, emotion, "negative")
+            b = _micro_clip(noisy, dataset, subject, sample, emotion, "negative")
+            assert a.record.frames == b.record.frames and np.array_equal(a.expression.displacement,
+                                                                         b.expression.displacement)
+            # The truth is where the intensity peaks, in both.
+            for c in (a, b):
+                assert c.apex_frame == c.record.frames[int(np.argmax(c.intensities))]
+            if dataset == "casme2":
+                assert a.record.apex == a.apex_frame  # without the option the sheet tells the truth
+                assert b.apex_frame == a.apex_frame  # the true apex stays; the coder's moves
+                assert b.onset_frame < b.record.apex <= b.offset_frame
+                moved[dataset] += b.record.apex != b.apex_frame
+            else:
+                middle = middle_frame(list(a.record.frames))
+                assert a.apex_frame == middle  # the readers' middle frame was the truth
+                moved[dataset] += b.apex_frame != middle
+    # With an SD of 0.3 of the rise, most given apexes are off by at least one frame.
+    assert moved["casme2"] >= 15 and moved["smic"] >= 5
