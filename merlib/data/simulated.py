@@ -19,7 +19,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-__all__ = ["MARKER", "TRUTH", "COMPOSITE", "COMPOSITE_COLUMNS", "TRUTH_COLUMNS", "is_synthme_root"]
+__all__ = ["MARKER", "TRUTH", "COMPOSITE", "COMPOSITE_COLUMNS", "TRUTH_COLUMNS", "is_synthme_root", "timing_path",
+           "read_timing"]
 
 MARKER = "SYNTHME.json"
 TRUTH = "SYNTHME_truth.csv"
@@ -39,3 +40,20 @@ def is_synthme_root(data_root: Path | str) -> bool:
     except (OSError, ValueError):
         return False
     return isinstance(doc, dict) and doc.get("simulated") is True
+
+
+def timing_path(data_root: Path | str) -> Path:
+    """``<root>.timing.json``, beside the root: how long ``merlib synth`` took to write it.
+    Outside the root, so that the data fingerprint does not depend on the machine."""
+    root = Path(data_root)
+    return root.with_name(root.name + ".timing.json")
+
+
+def read_timing(data_root: Path | str) -> dict | None:
+    """The generation-time note of a root (seconds, date, code, machine), or None when
+    there is none or it is unreadable (it is a note, not data)."""
+    try:
+        doc = json.loads(timing_path(data_root).read_text())
+    except (OSError, ValueError):
+        return None
+    return doc if isinstance(doc, dict) and isinstance(doc.get("seconds"), (int, float)) else None

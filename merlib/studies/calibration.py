@@ -200,26 +200,37 @@ def calibration_table(book_rows: pd.DataFrame, records: pd.DataFrame) -> pd.Data
 
 
 def generators_to_compare(data_root: str | os.PathLike, records: pd.DataFrame):
-    """This root's generator and the latest record's realism settings on the same
-    subjects, with one composite sample per class: the data chapter's figure input.
+    """The warp-only generator and a realistic one on this root's subjects, with one
+    composite sample per class: the data chapter's figure input.
+
+    A root made with realism options (the calibrated preset) is shown beside the
+    warp-only generator on the same subjects; a warp-only root beside the latest
+    record's settings.
 
     Returns
     -------
     (dict of str -> SynthConfig, list of (dataset, subject, sample)) or None
-        None when ``data_root`` is not a SynthME root or there is no record.
+        Two configurations, the warp-only one first; None when ``data_root`` is not a
+        SynthME root, or it is warp-only and there is no record.
     """
     from merlib.data.simulated import COMPOSITE, MARKER
-    from merlib.synth import config_of_record
+    from merlib.synth import AMPLITUDE_FIELDS, REALISM_FIELDS, config_of_record, generator_settings
 
     root = Path(data_root)
-    if not (root / MARKER).is_file() or not len(records):
+    if not (root / MARKER).is_file():
         return None
     mine = config_of_record(json.loads((root / MARKER).read_text()))
-    latest = json.loads(records.sort_values(["date", "record"])["generator"].iloc[-1])
-    # The record's realism settings on this root's subjects and samples.
-    kept = ("seed", "micro_subjects", "macro_subjects")
-    realistic = config_of_record({**mine.record(), **{k: v for k, v in latest.items() if k not in kept}})
+    kept = {k: v for k, v in mine.record().items() if k not in (*REALISM_FIELDS, *AMPLITUDE_FIELDS)}
+    if generator_settings(mine.record()) != generator_settings({}):
+        configs = {"warp only (--realism none)": config_of_record(kept), "this root's generator": mine}
+    elif len(records):
+        latest = json.loads(records.sort_values(["date", "record"])["generator"].iloc[-1])
+        # The record's realism settings on this root's subjects and samples.
+        theirs = {k: v for k, v in latest.items() if k in (*REALISM_FIELDS, *AMPLITUDE_FIELDS)}
+        configs = {"this root's generator": mine, "latest development record": config_of_record({**kept, **theirs})}
+    else:
+        return None
     listed = pd.read_csv(root / COMPOSITE, dtype=str)
     keys = [tuple(listed[listed["label"] == c].iloc[0][["dataset", "subject", "sample"]])
             for c in ("negative", "positive", "surprise") if (listed["label"] == c).any()]
-    return {"this root's generator": mine, "latest development record": realistic}, keys
+    return configs, keys

@@ -87,3 +87,18 @@ def test_the_figure_compares_this_roots_generator_with_the_latest_record(synth_r
     assert latest.seed == mine.seed == 0 and latest.micro_subjects == 3  # this root's subjects
     assert len(keys) == 3 and all(k[0] in ("casme2", "samm", "smic") for k in keys)
     assert generators_to_compare(tmp_path, read_records(tmp_path)) is None
+
+
+def test_a_realistic_root_is_compared_with_the_warp_only_generator(tmp_path):
+    from merlib.studies.calibration import generators_to_compare
+    from merlib.synth import SynthConfig
+
+    cfg = SynthConfig.preset("calibrated", seed=4, micro_subjects=3, macro_subjects=4)
+    (tmp_path / "SYNTHME.json").write_text(json.dumps({**cfg.record(), "complete": True}))
+    pd.DataFrame([{"dataset": "casme2", "subject": "sub01", "sample": "EP01_01", "label": "negative"}]).to_csv(
+        tmp_path / "SYNTHME_composite.csv", index=False)
+    configs, keys = generators_to_compare(tmp_path, pd.DataFrame())
+    plain, mine = configs.values()
+    assert mine == cfg
+    assert plain == SynthConfig(seed=4, micro_subjects=3, macro_subjects=4)  # same subjects, warp only
+    assert keys == [("casme2", "sub01", "EP01_01")]
