@@ -5,7 +5,7 @@ behind the development notes (``bench/records/devnote-*.json``).
     .venv/bin/python bench/difference_probe.py --seed 1 --amplitude 5
     .venv/bin/python bench/difference_probe.py --seed 1 --amplitude 5 --micro-subjects 24 \\
         --macro-subjects 16 --train-seeds 0 1 2 --set base --set drop_rate=0.2
-    .venv/bin/python bench/difference_probe.py --input apex --realism calibrated --seed 7 \
+    .venv/bin/python bench/difference_probe.py --input apex --realism realistic --seed 7 \
         --amplitude 1 --micro-subjects 24 --set base --set image_size=128 --set svm_early_grid=4
 
 The root (``--seed``, subject counts, ``--amplitude``) is generated once under ``--base``
@@ -67,7 +67,7 @@ def main() -> None:
     ap.add_argument("--macro-subjects", type=int, default=4)
     ap.add_argument("--gain", type=float, default=DIFFERENCE_GAIN)
     ap.add_argument("--input", choices=("difference", "apex"), default="difference")
-    ap.add_argument("--realism", choices=("none", "calibrated"), default="none")
+    ap.add_argument("--realism", choices=("none", "realistic"), default="none")
     ap.add_argument("--train-seeds", type=int, nargs="+", default=[0])
     ap.add_argument("--set", dest="settings", action="append", default=None,
                     help="a network setting (repeatable; default: base)")

@@ -10,10 +10,12 @@ traceback. merlib's warnings print as ``merlib <command>: warning: ...``.
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import os
 import sys
 import tempfile
+import time
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -224,24 +226,34 @@ def _cmd_composite(args: argparse.Namespace) -> int:
 def _cmd_synth(args: argparse.Namespace) -> int:
     from merlib.synth import SynthConfig, generate
 
-    cfg = SynthConfig(
-        seed=args.seed,
-        micro_subjects=args.micro_subjects,
-        macro_subjects=args.macro_subjects,
-        amplitude_scale=args.amplitude_scale,
-        faces_dir=args.faces_dir,
-        appearance=args.appearance,
-        appearance_strength=args.appearance_strength,
-        au_statistics=args.au_statistics,
-        au_style_deg=args.au_style,
-        head_motion_iod=args.head_motion,
-        blink_rate=args.blink_rate,
-        weak_fraction=args.weak_fraction,
-        flicker=args.flicker,
-    )
+    # The preset first; any realism flag given on the command line overrides its field.
+    given = {"appearance": args.appearance, "appearance_strength": args.appearance_strength,
+             "au_statistics": args.au_statistics, "au_style_deg": args.au_style,
+             "head_motion_iod": args.head_motion, "blink_rate": args.blink_rate,
+             "weak_fraction": args.weak_fraction, "flicker": args.flicker, "apex_error": args.apex_error}
+    cfg = SynthConfig.preset(args.realism, seed=args.seed, micro_subjects=args.micro_subjects,
+                             macro_subjects=args.macro_subjects, amplitude_scale=args.amplitude_scale,
+                             faces_dir=args.faces_dir, **{k: v for k, v in given.items() if v is not None})
+    started = time.perf_counter()
     root = generate(args.out, cfg, progress=not args.quiet, workers=_cap_workers(args))
-    print(f"simulated dataset -> {root}")
+    seconds = time.perf_counter() - started
+    print(f"simulated dataset -> {root} ({seconds:.0f} s)")
+    _write_generation_time(Path(root), seconds)
     return 0
+
+
+def _write_generation_time(root: Path, seconds: float) -> None:
+    """``<root>.timing.json`` beside the root (outside it: the data fingerprint stays the
+    same): how long this machine took to write it, for the data chapter."""
+    from merlib.data.simulated import timing_path
+    from merlib.provenance import code_version, machine_summary
+
+    record = {"root": str(root), "seconds": round(seconds, 1), "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+              "code": code_version(), "machine": machine_summary()}
+    try:
+        timing_path(root).write_text(json.dumps(record, indent=1) + "\n")
+    except OSError as err:  # the data were written; a missing timing note loses nothing
+        print(f"merlib synth: note: generation time not written ({err})", file=sys.stderr)
 
 
 def _set_list(text: str) -> list[str]:
@@ -428,22 +440,28 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--macro-subjects", type=_checked_by("macro_subjects", int, _synth_check), default=16)
     s.add_argument("--amplitude-scale", type=_checked_by("amplitude_scale", float, _synth_check),
                    default=1.0)
-    s.add_argument("--appearance", choices=("none", "facs"), default="none",
+    s.add_argument("--realism", choices=("realistic", "none"), default="realistic",
+                   help="realistic: SynthME closer to the real composite for the published references "
+                        "(merlib.synth.REALISM_PRESETS); none: the warp-only generator. The flags below "
+                        "override single settings")
+    s.add_argument("--appearance", choices=("none", "facs"), default=None,
                    help="facs: action units also change the skin (wrinkles, furrows, bulges)")
     s.add_argument("--appearance-strength", type=_checked_by("appearance_strength", float, _synth_check),
-                   default=1.0, help="contrast of the appearance changes (1: the documented depths)")
-    s.add_argument("--au-statistics", choices=("recipes", "real"), default="recipes",
+                   default=None, help="contrast of the appearance changes (1: the documented depths)")
+    s.add_argument("--au-statistics", choices=("recipes", "real"), default=None,
                    help="real: micro samples combine AUs as the real composite's do")
-    s.add_argument("--au-style", type=_checked_by("au_style_deg", float, _synth_check), default=0.0,
+    s.add_argument("--au-style", type=_checked_by("au_style_deg", float, _synth_check), default=None,
                    help="per-subject turn of each face region's AU motion, SD in degrees")
-    s.add_argument("--head-motion", type=_checked_by("head_motion_iod", float, _synth_check), default=0.0,
+    s.add_argument("--head-motion", type=_checked_by("head_motion_iod", float, _synth_check), default=None,
                    help="rigid head motion within a clip, IOD (spread over the clip)")
-    s.add_argument("--blink-rate", type=_checked_by("blink_rate", float, _synth_check), default=0.0,
+    s.add_argument("--blink-rate", type=_checked_by("blink_rate", float, _synth_check), default=None,
                    help="share of clips with an eye blink")
-    s.add_argument("--weak-fraction", type=_checked_by("weak_fraction", float, _synth_check), default=0.0,
+    s.add_argument("--weak-fraction", type=_checked_by("weak_fraction", float, _synth_check), default=None,
                    help="share of micro clips with a weak expression (amplitude x 0.3-0.6)")
-    s.add_argument("--flicker", type=_checked_by("flicker", float, _synth_check), default=0.0,
+    s.add_argument("--flicker", type=_checked_by("flicker", float, _synth_check), default=None,
                    help="lighting flicker: SD of a per-frame brightness gain")
+    s.add_argument("--apex-error", type=_checked_by("apex_error", float, _synth_check), default=None,
+                   help="SD of the given apex's offset from the true one, fraction of onset-to-apex")
     s.add_argument("--faces-dir", type=Path, default=None,
                    help="source-face pool made by `merlib faces` (default: the user cache)")
     s.add_argument("--workers", type=_int_in(1), default=None,

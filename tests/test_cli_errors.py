@@ -171,3 +171,35 @@ def test_workers_beyond_the_cores_are_capped_and_said(tmp_path, monkeypatch, cap
     assert "capped at" in WORKERS_HELP
     help_text = merlib.cli.build_parser()._subparsers._group_actions[0].choices["evaluate"].format_help()
     assert "cores available are capped" in " ".join(help_text.split())
+
+
+def test_synth_realism_preset_and_single_overrides(tmp_path, monkeypatch):
+    from merlib.synth import REALISM_PRESETS, SynthConfig
+
+    seen = []
+    monkeypatch.setattr("merlib.synth.generate", lambda out, cfg, progress, workers: seen.append(cfg) or out)
+    out = str(tmp_path / "root")
+    assert main(["synth", "--out", out, "--quiet"]) == 0
+    assert main(["synth", "--out", out, "--quiet", "--realism", "none"]) == 0
+    assert main(["synth", "--out", out, "--quiet", "--flicker", "0", "--appearance", "none"]) == 0
+    calibrated, plain, overridden = seen
+    assert calibrated == SynthConfig.preset("realistic") and calibrated.appearance == "facs"
+    assert plain == SynthConfig()  # the warp-only generator
+    assert overridden.flicker == 0.0 and overridden.appearance == "none"
+    assert overridden.weak_fraction == REALISM_PRESETS["realistic"]["weak_fraction"]
+    with pytest.raises(SystemExit):
+        main(["synth", "--out", out, "--realism", "real"])
+
+
+def test_synth_writes_its_generation_time_beside_the_root(tmp_path, monkeypatch, capsys):
+    from merlib.data.simulated import read_timing, timing_path
+
+    out = tmp_path / "root"
+    monkeypatch.setattr("merlib.synth.generate", lambda out, cfg, progress, workers: out)
+    assert main(["synth", "--out", str(out), "--quiet", "--realism", "none"]) == 0
+    note = read_timing(out)
+    assert timing_path(out) == tmp_path / "root.timing.json" and note["root"] == str(out)
+    assert 0 <= note["seconds"] < 60 and "CPU" in note["machine"]
+    assert "simulated dataset ->" in capsys.readouterr().out
+    timing_path(out).write_text("{")
+    assert read_timing(out) is None
