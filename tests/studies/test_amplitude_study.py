@@ -68,7 +68,7 @@ def test_study_roots_reuse_a_calibrated_root_with_its_own_amplitude_ranges(tmp_p
     own amplitude-1 study root; the default range would not match it."""
     from merlib.synth import SynthConfig, generator_settings
 
-    cfg = SynthConfig.preset("calibrated", seed=2, micro_subjects=3, macro_subjects=4)
+    cfg = SynthConfig.preset("realistic", seed=2, micro_subjects=3, macro_subjects=4)
     own = tmp_path / "calibrated"
     own.mkdir()
     record = {**cfg.record(), "complete": True}

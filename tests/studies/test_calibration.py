@@ -93,7 +93,7 @@ def test_a_realistic_root_is_compared_with_the_warp_only_generator(tmp_path):
     from merlib.studies.calibration import generators_to_compare
     from merlib.synth import SynthConfig
 
-    cfg = SynthConfig.preset("calibrated", seed=4, micro_subjects=3, macro_subjects=4)
+    cfg = SynthConfig.preset("realistic", seed=4, micro_subjects=3, macro_subjects=4)
     (tmp_path / "SYNTHME.json").write_text(json.dumps({**cfg.record(), "complete": True}))
     pd.DataFrame([{"dataset": "casme2", "subject": "sub01", "sample": "EP01_01", "label": "negative"}]).to_csv(
         tmp_path / "SYNTHME_composite.csv", index=False)
