@@ -404,16 +404,26 @@ def test_marker_records_each_subjects_sources(marker, truth):
     assert len({faces[0] for faces in micro}) == len(micro)  # the pool has enough faces
 
 
-def test_truth_matches_the_readers_index(small_root, truth):
+def test_truth_matches_the_readers_index(small_root, truth, marker):
     index = index_datasets(small_root)
     key = ["dataset", "subject", "sample"]
     merged = truth.merge(index.astype({k: str for k in key}), on=key, how="outer",
                          indicator=True, suffixes=("", "_index"))
     assert (merged["_merge"] == "both").all(), merged.loc[merged["_merge"] != "both", key]
     assert (merged["label"] == merged["label_index"].fillna("")).all()
-    for col in ("apex_frame", "onset_frame", "offset_frame"):
+    # With apex_error the readers are given a coder's apex (or SMIC's middle frame), off
+    # the true one by design; without it they are given the truth.
+    exact = ("apex_frame", "onset_frame", "offset_frame") if not marker.get("apex_error") else (
+        "onset_frame", "offset_frame")
+    for col in exact:
         got = merged[col + "_index"].map(lambda v: "" if pd.isna(v) else str(int(v)))
         assert (merged[col] == got).all(), col
+    if marker.get("apex_error"):
+        clips = merged[merged["apex_frame"] != ""]
+        given = clips["apex_frame_index"].astype(int)
+        assert given.between(clips["onset_frame_index"].astype(int), clips["offset_frame_index"].astype(int)).all()
+        micro = clips["dataset"].isin(MICRO_DATASETS)
+        assert (given[micro] != clips.loc[micro, "apex_frame"].astype(int)).any()
 
 
 def test_composite_needs_no_allow_missing_and_yields_exactly_the_simulated_subset(
@@ -446,6 +456,8 @@ def test_apex_amplitudes_lie_in_the_micro_and_macro_ranges(marker, truth):
     scale = marker["amplitude_scale"]
     micro = truth["dataset"].isin(MICRO_DATASETS)
     lo, hi = (scale * v for v in marker["micro_amplitude_iod"])
+    if marker.get("weak_fraction"):
+        lo *= 0.3  # a weak clip's range is scaled by a factor from [0.3, 0.6]
     assert amp[micro].between(lo, hi).all()
     moving = truth["dataset"].isin(MACRO_DATASETS) & ~truth["emotion"].isin(["NE", "neutral"])
     lo, hi = (scale * v for v in marker["macro_amplitude_iod"])
