@@ -26,6 +26,8 @@ NOTEBOOKS := $(sort $(wildcard notebooks/[0-9]*.ipynb))
 
 $(if $(filter $(PROFILE),smoke paper),,$(error PROFILE: expected smoke or paper, got '$(PROFILE)'))
 $(if $(shell printf '%s' '$(DEVICE)' | grep -xE 'cpu|cuda(:[0-9]+)?'),,$(error DEVICE: expected cpu, cuda or cuda:N, got '$(DEVICE)'))
+# A mistyped data root would otherwise surface as a papermill traceback minutes later.
+$(if $(filter-out data/synthme,$(DATA_ROOT)),$(if $(wildcard $(DATA_ROOT)/.),,$(error DATA_ROOT: no such folder '$(DATA_ROOT)')))
 
 ## Which book. The default one (smoke profile, cpu, data/synthme, no PARAMS) is the book
 ## this repository documents: notebooks in book/notebooks, caches in build/, HTML in _build/.

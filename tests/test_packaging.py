@@ -36,3 +36,15 @@ def test_readme_commands_are_make_targets_and_ci_runs_the_test_command():
 
 def test_book_builds_with_warnings_as_errors():
     assert "jupyter-book build -W -n --keep-going" in (ROOT / "Makefile").read_text()
+
+
+def test_make_book_refuses_a_missing_data_root_in_one_line(tmp_path):
+    import subprocess
+
+    missing = tmp_path / "no-such-root"
+    run = subprocess.run(["make", "-n", "-C", str(ROOT), "book", f"DATA_ROOT={missing}"],
+                         capture_output=True, text=True, timeout=60)
+    assert run.returncode != 0
+    errors = [line for line in run.stderr.splitlines() if "***" in line]
+    assert len(errors) == 1 and f"DATA_ROOT: no such folder '{missing}'" in errors[0]
+    assert "Traceback" not in run.stderr + run.stdout
