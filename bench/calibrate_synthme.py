@@ -35,21 +35,17 @@ NAMES = ("majority", "lbp_top_svm", "biwoof_svm", "hoof_svm")
 
 
 def main(argv: list[str] | None = None) -> int:
+    from merlib.cli import add_realism_arguments, synth_config_from
+
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--root", type=Path, required=True)
     p.add_argument("--label", default=None, help="the csv's root column (default: the root's name)")
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--micro-subjects", type=int, default=68)
     p.add_argument("--macro-subjects", type=int, default=4)
-    p.add_argument("--appearance", default="none")
-    p.add_argument("--appearance-strength", type=float, default=1.0)
-    p.add_argument("--au-statistics", default="recipes")
-    p.add_argument("--au-style", type=float, default=0.0)
-    p.add_argument("--head-motion", type=float, default=0.0)
-    p.add_argument("--blink-rate", type=float, default=0.0)
-    p.add_argument("--weak-fraction", type=float, default=0.0)
-    p.add_argument("--flicker", type=float, default=0.0)
-    p.add_argument("--apex-error", type=float, default=0.0)
+    # The generator flags of `merlib synth`, from the warp-only preset by default so that a
+    # record names every setting it moved.
+    add_realism_arguments(p, default="none")
     p.add_argument("--amplitude", nargs=2, type=float, default=None, metavar=("LO", "HI"),
                    help="micro amplitude range, IOD (default: the generator's)")
     p.add_argument("--clip-size", type=int, default=128)
@@ -64,14 +60,12 @@ def main(argv: list[str] | None = None) -> int:
     from merlib.provenance import Provenance, code_version
     from merlib.reporting.timing import machine
     from merlib.studies.calibration import calibration_rows, write_csv
-    from merlib.synth import SynthConfig, generate
+    from merlib.synth import generate
     from merlib.training.crops import prepare_crop_sets
 
     extra = {} if args.amplitude is None else {"micro_amplitude_iod": tuple(args.amplitude)}
-    cfg = SynthConfig(seed=args.seed, micro_subjects=args.micro_subjects, macro_subjects=args.macro_subjects,
-                      appearance=args.appearance, appearance_strength=args.appearance_strength,
-                      au_statistics=args.au_statistics, au_style_deg=args.au_style, head_motion_iod=args.head_motion,
-                      blink_rate=args.blink_rate, weak_fraction=args.weak_fraction, flicker=args.flicker, apex_error=args.apex_error, **extra).validate()
+    cfg = synth_config_from(args, seed=args.seed, micro_subjects=args.micro_subjects,
+                            macro_subjects=args.macro_subjects, **extra)
     timings = {}
     marker = args.root / "SYNTHME.json"
     t = time.perf_counter()

@@ -223,17 +223,47 @@ def _cmd_composite(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_realism_arguments(parser: argparse.ArgumentParser, default: str = "realistic") -> None:
+    """``--realism PRESET`` and one flag per :data:`merlib.synth.REALISM_FIELDS` field, its
+    ``dest`` the field's name, so :func:`synth_config_from` needs no map (shared with
+    ``bench/calibrate_synthme.py``)."""
+    parser.add_argument("--realism", choices=("realistic", "none"), default=default,
+                        help="realistic: SynthME closer to the real composite for the published references "
+                             "(merlib.synth.REALISM_PRESETS); none: the warp-only generator. The flags below "
+                             "override single settings")
+
+    def flag(name: str, field: str, help: str, **kw) -> None:
+        if "choices" not in kw:
+            kw["type"] = _checked_by(field, float, _synth_check)
+        parser.add_argument(name, dest=field, default=None, help=help, **kw)
+
+    flag("--appearance", "appearance", "facs: action units also change the skin (wrinkles, furrows, bulges)",
+         choices=("none", "facs"))
+    flag("--appearance-strength", "appearance_strength", "contrast of the appearance changes (1: the documented depths)")
+    flag("--au-statistics", "au_statistics", "real: micro samples combine AUs as the real composite's do",
+         choices=("recipes", "real"))
+    flag("--au-style", "au_style_deg", "per-subject turn of each face region's AU motion, SD in degrees")
+    flag("--head-motion", "head_motion_iod", "rigid head motion within a clip, IOD (spread over the clip)")
+    flag("--blink-rate", "blink_rate", "share of clips with an eye blink")
+    flag("--weak-fraction", "weak_fraction", "share of micro clips with a weak expression (amplitude x 0.3-0.6)")
+    flag("--flicker", "flicker", "lighting flicker: SD of a per-frame brightness gain")
+    flag("--apex-error", "apex_error", "SD of the given apex's offset from the true one, fraction of onset-to-apex")
+
+def synth_config_from(args: argparse.Namespace, **settings):
+    """The ``--realism`` preset, each realism flag given on the command line overriding its
+    field, and ``settings`` (seed, subjects, ...): a validated :class:`SynthConfig`."""
+    from merlib.synth import REALISM_FIELDS, SynthConfig
+
+    given = {name: getattr(args, name) for name in REALISM_FIELDS if getattr(args, name, None) is not None}
+    return SynthConfig.preset(args.realism, **settings, **given)
+
+
 def _cmd_synth(args: argparse.Namespace) -> int:
     from merlib.synth import SynthConfig, generate
 
-    # The preset first; any realism flag given on the command line overrides its field.
-    given = {"appearance": args.appearance, "appearance_strength": args.appearance_strength,
-             "au_statistics": args.au_statistics, "au_style_deg": args.au_style,
-             "head_motion_iod": args.head_motion, "blink_rate": args.blink_rate,
-             "weak_fraction": args.weak_fraction, "flicker": args.flicker, "apex_error": args.apex_error}
-    cfg = SynthConfig.preset(args.realism, seed=args.seed, micro_subjects=args.micro_subjects,
-                             macro_subjects=args.macro_subjects, amplitude_scale=args.amplitude_scale,
-                             faces_dir=args.faces_dir, **{k: v for k, v in given.items() if v is not None})
+    cfg = synth_config_from(args, seed=args.seed, micro_subjects=args.micro_subjects,
+                            macro_subjects=args.macro_subjects, amplitude_scale=args.amplitude_scale,
+                            faces_dir=args.faces_dir)
     started = time.perf_counter()
     root = generate(args.out, cfg, progress=not args.quiet, workers=_cap_workers(args))
     seconds = time.perf_counter() - started
@@ -440,28 +470,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--macro-subjects", type=_checked_by("macro_subjects", int, _synth_check), default=16)
     s.add_argument("--amplitude-scale", type=_checked_by("amplitude_scale", float, _synth_check),
                    default=1.0)
-    s.add_argument("--realism", choices=("realistic", "none"), default="realistic",
-                   help="realistic: SynthME closer to the real composite for the published references "
-                        "(merlib.synth.REALISM_PRESETS); none: the warp-only generator. The flags below "
-                        "override single settings")
-    s.add_argument("--appearance", choices=("none", "facs"), default=None,
-                   help="facs: action units also change the skin (wrinkles, furrows, bulges)")
-    s.add_argument("--appearance-strength", type=_checked_by("appearance_strength", float, _synth_check),
-                   default=None, help="contrast of the appearance changes (1: the documented depths)")
-    s.add_argument("--au-statistics", choices=("recipes", "real"), default=None,
-                   help="real: micro samples combine AUs as the real composite's do")
-    s.add_argument("--au-style", type=_checked_by("au_style_deg", float, _synth_check), default=None,
-                   help="per-subject turn of each face region's AU motion, SD in degrees")
-    s.add_argument("--head-motion", type=_checked_by("head_motion_iod", float, _synth_check), default=None,
-                   help="rigid head motion within a clip, IOD (spread over the clip)")
-    s.add_argument("--blink-rate", type=_checked_by("blink_rate", float, _synth_check), default=None,
-                   help="share of clips with an eye blink")
-    s.add_argument("--weak-fraction", type=_checked_by("weak_fraction", float, _synth_check), default=None,
-                   help="share of micro clips with a weak expression (amplitude x 0.3-0.6)")
-    s.add_argument("--flicker", type=_checked_by("flicker", float, _synth_check), default=None,
-                   help="lighting flicker: SD of a per-frame brightness gain")
-    s.add_argument("--apex-error", type=_checked_by("apex_error", float, _synth_check), default=None,
-                   help="SD of the given apex's offset from the true one, fraction of onset-to-apex")
+    add_realism_arguments(s)
     s.add_argument("--faces-dir", type=Path, default=None,
                    help="source-face pool made by `merlib faces` (default: the user cache)")
     s.add_argument("--workers", type=_int_in(1), default=None,

@@ -184,3 +184,19 @@ def test_every_command_accepts_the_common_flags():
                  ["predict", "--model", "b", "--input", "x.jpg", "--out", "p.csv"]):
         assert parser.parse_args([*argv, "--quiet"]).quiet is True
         assert parser.parse_args(argv).quiet is False
+
+
+def test_synth_flags_override_single_fields_of_the_preset():
+    from merlib.cli import build_parser, synth_config_from
+    from merlib.synth import REALISM_FIELDS, REALISM_PRESETS, SynthConfig
+
+    args = build_parser().parse_args(["synth", "--out", "x", "--au-style", "12", "--head-motion", "0.01"])
+    cfg = synth_config_from(args, seed=3)
+    realistic = SynthConfig.preset("realistic", seed=3)
+    assert (cfg.au_style_deg, cfg.head_motion_iod, cfg.seed) == (12.0, 0.01, 3)
+    # every other field keeps the preset's value
+    for name in set(REALISM_FIELDS) - {"au_style_deg", "head_motion_iod"}:
+        assert getattr(cfg, name) == getattr(realistic, name), name
+    assert set(REALISM_PRESETS) == {"realistic", "none"}
+    plain = synth_config_from(build_parser().parse_args(["synth", "--out", "x", "--realism", "none"]))
+    assert plain == SynthConfig()
