@@ -109,7 +109,7 @@ def synth_root(base: str | os.PathLike, amplitude: float, *, seed: int = 0, micr
     ConfigError
         ``amplitude`` out of range.
     """
-    from merlib.synth import AMPLITUDE_FIELDS, MARKER, SynthConfig, generate, generator_settings, realism_of
+    from merlib.synth import MARKER, SynthConfig, generate, generator_settings, realism_of
 
     if isinstance(amplitude, bool) or not isinstance(amplitude, (int, float)) or not 0 < amplitude <= AMPLITUDE_MAX:
         raise ConfigError(f"amplitude: expected a number in (0, {AMPLITUDE_MAX:g}] (the generator's "
@@ -123,15 +123,13 @@ def synth_root(base: str | os.PathLike, amplitude: float, *, seed: int = 0, micr
         if _matches(Path(candidate) / MARKER, want, want_realism):
             return Path(candidate)
     name = root_name(amplitude, seed=seed, micro_subjects=micro_subjects, macro_subjects=macro_subjects)
-    # Realism or amplitude ranges other than the defaults get a folder of their own (named
-    # by the realism alone while the ranges are the defaults, as before they were carried).
-    settings, plain = generator_settings(cfg.record()), generator_settings({})
-    if settings != plain:
+    # Generator settings other than the defaults (realism, amplitude ranges) get a folder of
+    # their own, named by their digest.
+    settings = generator_settings(cfg.record())
+    if settings != generator_settings({}):
         from merlib.paths import settings_digest
 
-        same_ranges = all(settings[k] == plain[k] for k in AMPLITUDE_FIELDS)
-        digest = want_realism if same_ranges else settings
-        name += f"_{settings_digest(digest, 6)}"
+        name += f"_{settings_digest(settings, 6)}"
     out = Path(base) / name
     if not _matches(out / MARKER, want, want_realism):
         # An incomplete or different root in our own folder is regenerated (generate()
