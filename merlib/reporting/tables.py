@@ -120,6 +120,12 @@ def _index_formats(index: pd.Index, max_decimals: int) -> list[tuple[int, Callab
     return out
 
 
+def spaced(styler):
+    """``styler`` with padded cells. The book's theme pads no table a notebook outputs:
+    without padding adjacent numeric cells render as one run of digits ("0.62960.6227")."""
+    return styler.set_table_styles([{"selector": "th, td", "props": "padding: 0.2em 0.8em;"}], overwrite=False)
+
+
 def captioned(df: pd.DataFrame, provenance: Provenance, title: str, *, max_decimals: int = MAX_DECIMALS):
     """A pandas Styler showing ``df`` under ``title`` with the provenance caption.
 
@@ -140,9 +146,7 @@ def captioned(df: pd.DataFrame, provenance: Provenance, title: str, *, max_decim
     if provenance.simulated:
         title = f"SIMULATED DATA — {title}"
     caption = f"<b>{title}</b><br><small>{provenance.caption()}</small>"
-    # Padding: without it adjacent numeric cells render as one run of digits ("0.62960.6227").
-    styler = df.style.set_caption(caption).format(na_rep="").set_table_styles(
-        [{"selector": "th, td", "props": "padding: 0.2em 0.8em;"}], overwrite=False)
+    styler = spaced(df.style.set_caption(caption).format(na_rep=""))
     formats = display_formats(df, max_decimals)
     if formats:
         styler = styler.format(formats, na_rep="")
