@@ -27,7 +27,7 @@ import pandas as pd
 from merlib.errors import ConfigError
 
 __all__ = ["METHODS", "published_uf1", "CALIBRATION_COLUMNS", "calibration_rows", "calibration_table",
-           "generators_to_compare",
+           "calibration_summary", "generators_to_compare",
            "read_records", "write_csv"]
 
 #: Reference name -> its row (``method``) in ``published_results.csv``, where the real
@@ -139,7 +139,8 @@ def read_records(folder: str | os.PathLike, pattern: str = "calibration-*.json")
         reference's row.
     """
     rows = []
-    for path in sorted(Path(folder).glob(pattern)):
+    # In the order they were made (v10 sorts before v2 by name).
+    for path in sorted(Path(folder).glob(pattern), key=_record_date):
         try:
             doc = json.loads(path.read_text())
         except (OSError, ValueError) as err:
@@ -151,6 +152,14 @@ def read_records(folder: str | os.PathLike, pattern: str = "calibration-*.json")
                          "data_fingerprint": doc.get("data_fingerprint"),
                          "generator": json.dumps(doc.get("generator"), sort_keys=True), **r})
     return pd.DataFrame(rows)
+
+
+def _record_date(path: Path) -> tuple[str, str]:
+    try:
+        date = json.loads(path.read_text()).get("date") or ""
+    except (OSError, ValueError):
+        date = ""  # read_records names the file
+    return str(date), path.name
 
 
 def calibration_table(book_rows: pd.DataFrame, records: pd.DataFrame) -> pd.DataFrame:
@@ -234,3 +243,47 @@ def generators_to_compare(data_root: str | os.PathLike, records: pd.DataFrame):
     keys = [tuple(listed[listed["label"] == c].iloc[0][["dataset", "subject", "sample"]])
             for c in ("negative", "positive", "surprise") if (listed["label"] == c).any()]
     return configs, keys
+
+
+def calibration_summary(table: pd.DataFrame, decimals: int = 3) -> pd.DataFrame:
+    """:func:`calibration_table` as one row per root (the published values first, then this
+    book's root, then each record in order), one column per reference.
+
+    Parameters
+    ----------
+    table : DataFrame
+        :func:`calibration_table` output.
+    decimals : int, default=3
+
+    Returns
+    -------
+    DataFrame of str
+        Index: ``published (real)``, ``this book's root`` and the records (``dev-s7-v8`` for
+        ``calibration-dev-s7-v8.json``). Columns:
+        each reference as ``"0.564 [0.50, 0.64] ok"`` (``ok``: within :data:`TOLERANCE`
+        of the published value, ``off``: not), then ``changed``: the generator settings
+        that differ from the previous record's (all of them for the first).
+    """
+    refs = list(pd.unique(table["reference"]))
+    keys = list(pd.unique(table["record"].fillna("")))
+    published = table.drop_duplicates("reference").set_index("reference")["published"]
+    out = {"published (real)": {r: ("" if pd.isna(published[r]) else f"{published[r]:.{decimals}f}") for r in refs}}
+    out["published (real)"]["changed"] = ""
+    previous: list[str] = []
+    for key in keys:
+        sub = table[table["record"].fillna("") == key].set_index("reference")
+        row = {}
+        for r in refs:
+            if r not in sub.index:
+                row[r] = ""
+                continue
+            x = sub.loc[r]
+            flag = "" if x["within"] is None or pd.isna(x["within"]) else (" ok" if x["within"] else " off")
+            row[r] = f"{x['uf1']:.{decimals}f} [{x['uf1_lo']:.2f}, {x['uf1_hi']:.2f}]{flag}"
+        settings = [p.strip() for p in str(sub["generator"].iloc[0]).split(", ")]
+        row["changed"] = "" if not key else ", ".join(p for p in settings if p not in previous) or "(as before)"
+        if key:
+            previous = settings
+        out[key.removeprefix("calibration-").removesuffix(".json") if key else "this book's root"] = row
+    return pd.DataFrame.from_dict(out, orient="index")[refs + ["changed"]]
+

@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 
 from merlib.errors import ConfigError
-from merlib.studies.calibration import (CALIBRATION_COLUMNS, TOLERANCE, calibration_rows, calibration_table,
-                                        published_uf1, read_records, write_csv)
+from merlib.studies.calibration import (CALIBRATION_COLUMNS, TOLERANCE, calibration_rows, calibration_summary,
+                                        calibration_table, published_uf1, read_records, write_csv)
 
 PUBLISHED = {k: v for k, (v, _) in published_uf1().items()}
 
@@ -102,3 +102,21 @@ def test_a_realistic_root_is_compared_with_the_warp_only_generator(tmp_path):
     assert mine == cfg
     assert plain == SynthConfig(seed=4, micro_subjects=3, macro_subjects=4)  # same subjects, warp only
     assert keys == [("casme2", "sub01", "EP01_01")]
+
+
+def test_summary_is_one_row_per_root_in_the_order_the_records_were_made(tmp_path):
+    settings = {"v2": {"seed": 7, "appearance": "facs", "flicker": 0.01},
+                "v10": {"seed": 7, "appearance": "facs", "flicker": 0.02}}
+    for name, day, uf1 in (("v10", "2026-12-06", 0.66), ("v2", "2026-12-01", 0.52)):
+        doc = {"date": day, "generator": settings[name], "results": _rows("dev-s7", uf1).to_dict("records")}
+        (tmp_path / f"calibration-dev-s7-{name}.json").write_text(json.dumps(doc))
+    records = read_records(tmp_path)
+    assert list(pd.unique(records["record"])) == ["calibration-dev-s7-v2.json", "calibration-dev-s7-v10.json"]
+    summary = calibration_summary(calibration_table(_rows("book", 0.60), records))
+    assert list(summary.index) == ["published (real)", "this book's root", "dev-s7-v2", "dev-s7-v10"]
+    assert list(summary.columns) == ["lbp_top_svm", "changed"]
+    assert summary.loc["published (real)", "lbp_top_svm"] == "0.588"
+    assert summary.loc["this book's root", "lbp_top_svm"] == "0.600 [0.55, 0.65] ok"
+    assert summary.loc["dev-s7-v2", "lbp_top_svm"] == "0.520 [0.47, 0.57] off"
+    assert summary.loc["dev-s7-v2", "changed"] == "appearance=facs, flicker=0.01"
+    assert summary.loc["dev-s7-v10", "changed"] == "flicker=0.02"
