@@ -19,18 +19,20 @@ and HOG read the aligned apex crops (HOG at 64 px, the network at its ``image_si
 
 Each ``--set`` is one network setting: ``base`` is chapter 07's (the smoke profile's
 fine-tuning, MobileViT-XXS at 64 px, 3 epochs, the paper's dropout 0.5, no transfer);
-``drop_rate=0.2,epochs=6`` changes fields of it (any :class:`~merlib.config.FinetuneConfig`
+``drop_rate=0.2,epochs=6`` changes fields of it; ``--transfer`` starts every setting from
+macro-trained weights, as the paper's method (chapter 02's no-grid run) (any :class:`~merlib.config.FinetuneConfig`
 field, read by :func:`~merlib.config.parse_overrides`). Every
 setting runs once per ``--train-seeds`` value (the fine-tuning seed: initial weights,
 batch order, augmentation), all on the same leave-one-subject-out folds.
 
 Printed: one row per setting and training seed (composite UF1 of the SVM and softmax
 heads, and with ``svm_early_grid`` > 0 of the SVM on the pooled vector alone of the same
-networks; ``m_uf1`` the SVM head minus HOG + SVM, paired over the same resampled
-subjects, with its 95% interval), then per setting the mean and standard deviation of the SVM
-head's UF1 over the training seeds. The subject bootstrap does not see the training
-seed's spread; the second table does. Folds are stored under ``--base`` and read back on
-a rerun.
+networks; ``m_uf1`` the SVM head minus HOG + SVM, ``d_maj`` minus the majority class and
+``d_first`` minus the first setting's SVM head (its first training seed), each paired over
+the same resampled subjects, with its 95% interval), then per setting the mean and
+standard deviation of the SVM head's UF1 over the training seeds. The subject bootstrap
+does not see the training seed's spread; the second table does. Folds are stored under
+``--base`` and read back on a rerun.
 """
 from __future__ import annotations
 
@@ -44,6 +46,7 @@ from merlib.config import FinetuneConfig, get_profile, parse_overrides
 from merlib.evaluation.handcrafted import merge_predictions, reference_predictions
 from merlib.evaluation.protocol import evaluate_loso
 from merlib.evaluation.splits import loso_folds
+from merlib.evaluation.variants import macro_transfer
 from merlib.parallel import keep_local_clusters
 from merlib.studies import amplitude as amp
 from merlib.training.crops import prepare_crop_sets
@@ -69,6 +72,9 @@ def main() -> None:
     ap.add_argument("--input", choices=("difference", "apex"), default="difference")
     ap.add_argument("--realism", choices=("none", "realistic"), default="none")
     ap.add_argument("--train-seeds", type=int, nargs="+", default=[0])
+    ap.add_argument("--transfer", action="store_true",
+                    help="start from macro-trained weights, as the paper's method (the smoke profile's macro "
+                         "training at each setting's arch and image size, on this root's macro set)")
     ap.add_argument("--set", dest="settings", action="append", default=None,
                     help="a network setting (repeatable; default: base)")
     ap.add_argument("--base", type=Path, default=Path("build/probe/difference"))
@@ -82,33 +88,55 @@ def main() -> None:
     realism = generator_settings(SynthConfig.preset(args.realism).record())
     root = amp.synth_root(args.base, args.amplitude, seed=args.seed, micro_subjects=args.micro_subjects,
                           macro_subjects=args.macro_subjects, realism=realism)
-    crops = prepare_crop_sets(root, sets=["composite"], seed=0, allow_missing=True)["composite"]
+    sets = prepare_crop_sets(root, sets=["composite", "macro"] if args.transfer else ["composite"], seed=0,
+                             allow_missing=True)
+    crops = sets["composite"]
     if args.input == "difference":
         diff, left_out = difference_crops(crops, root, size=SIZE, gain=args.gain, cache_dir=args.base / "clips")
         work = args.base / "runs" / f"{root.name}_gain{args.gain:g}"
     else:
         diff, left_out = crops, []
         work = args.base / "runs" / f"{root.name}_apex"
-    refs = reference_predictions(diff, ["hog_svm"], folds=loso_folds(diff.groups), cache_dir=work / "references")
+    refs = reference_predictions(diff, ["majority", "hog_svm"], folds=loso_folds(diff.groups), cache_dir=work / "references")
     iod = amp.composite_amplitudes(amp.read_truth(root), diff.meta)
     base = get_profile("smoke", "cpu").micro.replace(image_size=SIZE, epochs=3)
     key = ["dataset", "subject", "sample", "label"]
     rows = []
+    first_preds = None
     for spec in args.settings or ["base"]:
         for train_seed in args.train_seeds:
             cfg = parse_setting(spec, base).replace(seed=train_seed)
             t0 = time.perf_counter()
-            res = evaluate_loso(diff, cfg, amp.run_folder(work, "loso", cfg), n_workers=args.workers)
-            preds = merge_predictions(res.predictions, refs[[*key, "fold", "pred_hog_svm"]])
+            transfer, name = None, "loso"
+            if args.transfer:
+                macro = get_profile("smoke", "cpu").macro.replace(arch=cfg.arch, image_size=cfg.image_size,
+                                                                  seed=train_seed)
+                transfer, name = macro_transfer(sets["macro"], macro, work), "loso-transfer"
+            res = evaluate_loso(diff, cfg, amp.run_folder(work, name, cfg), transfer=transfer,
+                                n_workers=args.workers)
+            preds = merge_predictions(res.predictions, refs[[*key, "fold", "pred_majority", "pred_hog_svm"]])
             pooled = ["pred_svm_pooled"] if "pred_svm_pooled" in preds.columns else []
+            # The first setting is the one the others are paired with.
+            first = first_preds is not None
+            if first:
+                preds = preds.merge(first_preds, on=key, how="left", validate="one_to_one")
             table = amp.study_table(preds, args.amplitude, iod, SIZE, seed=0,
-                                    references=["pred_softmax", "pred_hog_svm", *pooled]).set_index("classifier")
-            rows.append({"setting": spec, "train_seed": train_seed, "uf1_svm": table.loc["svm", "uf1"],
+                                    references=["pred_majority", "pred_softmax", "pred_hog_svm", *pooled,
+                                                *(["pred_first"] if first else [])]).set_index("classifier")
+            if first_preds is None:
+                first_preds = preds[[*key, "pred_svm"]].rename(columns={"pred_svm": "pred_first"})
+            rows.append({"setting": spec, "transfer": args.transfer, "train_seed": train_seed, "uf1_svm": table.loc["svm", "uf1"],
                          "uf1_softmax": table.loc["softmax", "uf1"], "uf1_hog_svm": table.loc["hog_svm", "uf1"],
                          "m_uf1": table.loc["hog_svm", "m_uf1"], "m_lo": table.loc["hog_svm", "m_uf1_lo"],
                          "m_hi": table.loc["hog_svm", "m_uf1_hi"],
                          # svm_early_grid > 0: the paper's head (pooled vector) of the same networks
                          "uf1_svm_pooled": table.loc["svm_pooled", "uf1"] if pooled else float("nan"),
+                         # paired with majority, and with the first setting's SVM head
+                         "d_maj": table.loc["svm", "d_uf1"], "d_maj_lo": table.loc["svm", "d_uf1_lo"],
+                         "d_maj_hi": table.loc["svm", "d_uf1_hi"],
+                         "d_first": table.loc["first", "m_uf1"] if first else float("nan"),
+                         "d_first_lo": table.loc["first", "m_uf1_lo"] if first else float("nan"),
+                         "d_first_hi": table.loc["first", "m_uf1_hi"] if first else float("nan"),
                          "seconds": time.perf_counter() - t0})
             print(rows[-1], flush=True)
     runs = pd.DataFrame(rows)
