@@ -203,3 +203,17 @@ def test_synth_writes_its_generation_time_beside_the_root(tmp_path, monkeypatch,
     assert "simulated dataset ->" in capsys.readouterr().out
     timing_path(out).write_text("{")
     assert read_timing(out) is None
+
+
+def test_the_realistic_preset_is_the_setting_of_the_record_it_names():
+    import json
+    from pathlib import Path
+
+    from merlib.synth import AMPLITUDE_FIELDS, REALISM_FIELDS, REALISTIC_RECORD, SynthConfig
+
+    record = Path(__file__).resolve().parents[1] / "bench" / "records" / REALISTIC_RECORD
+    generator = json.loads(record.read_text())["generator"]
+    preset = SynthConfig.preset("realistic")
+    for name in (*REALISM_FIELDS, *AMPLITUDE_FIELDS):
+        want = generator[name]
+        assert getattr(preset, name) == (tuple(want) if isinstance(want, list) else want), name
