@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import sys
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -92,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
         "date": datetime.now(timezone.utc).date().isoformat(),
         "machine": f"{host['cpu']}, {host['logical_cpus']} logical CPUs, {platform.platform()}",
         "commit": code_version(),
-        "command": "bench/calibration_subjects.py " + " ".join(argv if argv is not None else __import__("sys").argv[1:]),
+        "command": "bench/calibration_subjects.py " + " ".join(sys.argv[1:] if argv is None else argv),
         "settings": (f"Root {args.root.name} (seed {generator.get('seed')}, {n_all} micro subjects; "
                      f"data fingerprint {prov.data_fingerprint}); {args.draws} draws of {args.subjects} subjects, "
                      f"each dataset keeping its share; references as bench/calibrate_synthme.py (clips of "

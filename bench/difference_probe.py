@@ -85,9 +85,9 @@ def main() -> None:
     keep_local_clusters()
     from merlib.synth import SynthConfig, generator_settings
 
-    realism = generator_settings(SynthConfig.preset(args.realism).record())
+    generator = generator_settings(SynthConfig.preset(args.realism).record())
     root = amp.synth_root(args.base, args.amplitude, seed=args.seed, micro_subjects=args.micro_subjects,
-                          macro_subjects=args.macro_subjects, realism=realism)
+                          macro_subjects=args.macro_subjects, generator=generator)
     sets = prepare_crop_sets(root, sets=["composite", "macro"] if args.transfer else ["composite"], seed=0,
                              allow_missing=True)
     crops = sets["composite"]

@@ -249,6 +249,7 @@ def add_realism_arguments(parser: argparse.ArgumentParser, default: str = "reali
     flag("--flicker", "flicker", "lighting flicker: SD of a per-frame brightness gain")
     flag("--apex-error", "apex_error", "SD of the given apex's offset from the true one, fraction of onset-to-apex")
 
+
 def synth_config_from(args: argparse.Namespace, **settings):
     """The ``--realism`` preset, each realism flag given on the command line overriding its
     field, and ``settings`` (seed, subjects, ...): a validated :class:`SynthConfig`."""
@@ -259,7 +260,7 @@ def synth_config_from(args: argparse.Namespace, **settings):
 
 
 def _cmd_synth(args: argparse.Namespace) -> int:
-    from merlib.synth import SynthConfig, generate
+    from merlib.synth import generate
 
     cfg = synth_config_from(args, seed=args.seed, micro_subjects=args.micro_subjects,
                             macro_subjects=args.macro_subjects, amplitude_scale=args.amplitude_scale,

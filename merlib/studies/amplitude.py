@@ -79,7 +79,7 @@ def _matches(marker: Path, want: dict, realism: dict | None = None) -> bool:
 
 def synth_root(base: str | os.PathLike, amplitude: float, *, seed: int = 0, micro_subjects: int = 24,
                macro_subjects: int = 16, reuse: Sequence[str | os.PathLike] = (),
-               workers: int | None = None, realism: dict | None = None) -> Path:
+               workers: int | None = None, generator: dict | None = None) -> Path:
     """A complete SynthME root at ``amplitude``, generated once and reused.
 
     Parameters
@@ -95,9 +95,10 @@ def synth_root(base: str | os.PathLike, amplitude: float, *, seed: int = 0, micr
         the same settings (e.g. the book's own ``data/synthme`` at amplitude 1).
     workers : int, optional
         Rendering processes.
-    realism : dict, optional
-        The generator's realism options (:data:`merlib.synth.REALISM_FIELDS`, e.g.
-        ``realism_of`` of the data root's record), so that a study root differs from the
+    generator : dict, optional
+        The generator's settings beyond the subjects and the amplitude scale: its realism
+        options and amplitude ranges (:func:`merlib.synth.generator_settings` of the data
+        root's record), so that a study root differs from the
         data root in its amplitude only; None: the generator's defaults.
 
     Returns
@@ -115,7 +116,7 @@ def synth_root(base: str | os.PathLike, amplitude: float, *, seed: int = 0, micr
         raise ConfigError(f"amplitude: expected a number in (0, {AMPLITUDE_MAX:g}] (the generator's "
                           f"amplitude_scale), got {amplitude!r}")
     cfg = SynthConfig(seed=seed, micro_subjects=micro_subjects, macro_subjects=macro_subjects,
-                      amplitude_scale=float(amplitude), **(realism or {})).validate()
+                      amplitude_scale=float(amplitude), **(generator or {})).validate()
     want = {k: v for k, v in cfg.record().items() if k in _ROOT_KEYS}
     # An absent realism field is its default: compare the filled-in values.
     want_realism = realism_of(cfg.record())
@@ -617,7 +618,7 @@ def study_roots(base: str | os.PathLike, own_root: str | os.PathLike, record: Ma
 
     counts = dict(seed=record["seed"], micro_subjects=micro_subjects or record["micro_subjects"],
                   macro_subjects=macro_subjects or record["macro_subjects"])
-    return {float(a): synth_root(base, float(a), reuse=[own_root], realism=generator_settings(record), **counts)
+    return {float(a): synth_root(base, float(a), reuse=[own_root], generator=generator_settings(record), **counts)
             for a in amplitudes}
 
 

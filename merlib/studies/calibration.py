@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -138,13 +139,15 @@ def read_records(folder: str | os.PathLike, pattern: str = "calibration-*.json")
         ``data_fingerprint``, ``generator`` (its settings as JSON text), then the
         reference's row.
     """
-    rows = []
-    # In the order they were made (v10 sorts before v2 by name).
-    for path in sorted(Path(folder).glob(pattern), key=_record_date):
+    docs = []
+    for path in Path(folder).glob(pattern):
         try:
-            doc = json.loads(path.read_text())
+            docs.append((path, json.loads(path.read_text())))
         except (OSError, ValueError) as err:
             raise ConfigError(f"{path}: not a readable calibration record ({err})") from None
+    rows = []
+    # In the order they were made (v10 sorts before v2 by name).
+    for path, doc in sorted(docs, key=lambda item: (str(item[1].get("date") or ""), item[0].name)):
         machine = doc.get("machine") or {}
         for r in doc.get("results", []):
             rows.append({"record": path.name, "date": doc.get("date"), "code": doc.get("code"),
@@ -152,14 +155,6 @@ def read_records(folder: str | os.PathLike, pattern: str = "calibration-*.json")
                          "data_fingerprint": doc.get("data_fingerprint"),
                          "generator": json.dumps(doc.get("generator"), sort_keys=True), **r})
     return pd.DataFrame(rows)
-
-
-def _record_date(path: Path) -> tuple[str, str]:
-    try:
-        date = json.loads(path.read_text()).get("date") or ""
-    except (OSError, ValueError):
-        date = ""  # read_records names the file
-    return str(date), path.name
 
 
 def calibration_table(book_rows: pd.DataFrame, records: pd.DataFrame) -> pd.DataFrame:
@@ -280,7 +275,8 @@ def calibration_summary(table: pd.DataFrame, decimals: int = 3) -> pd.DataFrame:
             x = sub.loc[r]
             flag = "" if x["within"] is None or pd.isna(x["within"]) else (" ok" if x["within"] else " off")
             row[r] = f"{x['uf1']:.{decimals}f} [{x['uf1_lo']:.2f}, {x['uf1_hi']:.2f}]{flag}"
-        settings = [p.strip() for p in str(sub["generator"].iloc[0]).split(", ")]
+        # "name=value" parts; a range's own ", " is inside its brackets.
+        settings = re.split(r", (?=\w+=)", str(sub["generator"].iloc[0]))
         row["changed"] = "" if not key else ", ".join(p for p in settings if p not in previous) or "(as before)"
         if key:
             previous = settings

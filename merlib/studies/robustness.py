@@ -615,7 +615,7 @@ def prepare_robustness(data_root: str | os.PathLike | None = None, *, profile: s
     root = synth_root(work_dir() / "amplitude", float(amplitude), reuse=[base], seed=record["seed"],
                       micro_subjects=micro_subjects or record["micro_subjects"],
                       macro_subjects=macro_subjects or record["macro_subjects"],
-                      realism=generator_settings(record))
+                      generator=generator_settings(record))
     prof = get_profile(profile, device)
     cfg = prof.micro.replace(seed=seed, image_size=image_size, **({"epochs": micro_epochs} if micro_epochs else {}))
     # After the root and the profile: the order in which chapter 08 has always checked.

@@ -35,10 +35,10 @@ import os
 import shutil
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, fields
-from typing import Any
 from functools import lru_cache
 from multiprocessing import get_all_start_methods, get_context
 from pathlib import Path
+from typing import Any
 
 from merlib.data.simulated import COMPOSITE, COMPOSITE_COLUMNS, MARKER, TRUTH, TRUTH_COLUMNS
 from merlib.errors import MerlibError

@@ -120,3 +120,12 @@ def test_summary_is_one_row_per_root_in_the_order_the_records_were_made(tmp_path
     assert summary.loc["dev-s7-v2", "lbp_top_svm"] == "0.520 [0.47, 0.57] off"
     assert summary.loc["dev-s7-v2", "changed"] == "appearance=facs, flicker=0.01"
     assert summary.loc["dev-s7-v10", "changed"] == "flicker=0.02"
+    # A changed amplitude range is one setting, named whole (its own ", " is no separator).
+    doc = {"date": "2026-12-07", "generator": {**settings["v10"], "micro_amplitude_iod": [0.015, 0.035]},
+           "results": _rows("dev-s7", 0.6).to_dict("records")}
+    (tmp_path / "calibration-dev-s7-v11.json").write_text(json.dumps(doc))
+    doc["date"], doc["generator"]["micro_amplitude_iod"] = "2026-12-08", [0.015, 0.04]
+    (tmp_path / "calibration-dev-s7-v12.json").write_text(json.dumps(doc))
+    summary = calibration_summary(calibration_table(_rows("book", 0.60), read_records(tmp_path)))
+    assert summary.loc["dev-s7-v11", "changed"] == "micro_amplitude_iod=[0.015, 0.035]"
+    assert summary.loc["dev-s7-v12", "changed"] == "micro_amplitude_iod=[0.015, 0.04]"
