@@ -19,9 +19,11 @@ and HOG read the aligned apex crops (HOG at 64 px, the network at its ``image_si
 
 Each ``--set`` is one network setting: ``base`` is chapter 07's (the smoke profile's
 fine-tuning, MobileViT-XXS at 64 px, 3 epochs, the paper's dropout 0.5, no transfer);
-``drop_rate=0.2,epochs=6`` changes fields of it; ``--transfer`` starts every setting from
-macro-trained weights, as the paper's method (chapter 02's no-grid run) (any :class:`~merlib.config.FinetuneConfig`
-field, read by :func:`~merlib.config.parse_overrides`). Every
+``drop_rate=0.2,epochs=6`` changes fields of it (any :class:`~merlib.config.FinetuneConfig`
+field, read by :func:`~merlib.config.parse_overrides`). ``--transfer`` starts every
+setting from macro-trained weights, as the paper's method (chapter 02's no-grid run): the
+smoke profile's macro training at the setting's arch and image size, changed by
+``--macro epochs=20`` for every setting or by ``macro.epochs=20`` in one ``--set``. Every
 setting runs once per ``--train-seeds`` value (the fine-tuning seed: initial weights,
 batch order, augmentation), all on the same leave-one-subject-out folds.
 
@@ -42,12 +44,13 @@ from pathlib import Path
 
 import pandas as pd
 
-from merlib.config import FinetuneConfig, get_profile, parse_overrides
+from merlib.config import FinetuneConfig, TrainConfig, get_profile, parse_overrides
 from merlib.evaluation.handcrafted import merge_predictions, reference_predictions
 from merlib.evaluation.protocol import evaluate_loso
 from merlib.evaluation.splits import loso_folds
 from merlib.evaluation.variants import macro_transfer
 from merlib.parallel import keep_local_clusters
+from merlib.paths import settings_digest
 from merlib.studies import amplitude as amp
 from merlib.training.crops import prepare_crop_sets
 from merlib.training.difference import DIFFERENCE_GAIN, difference_crops
@@ -55,11 +58,15 @@ from merlib.training.difference import DIFFERENCE_GAIN, difference_crops
 SIZE = 64
 
 
-def parse_setting(spec: str, cfg: FinetuneConfig) -> FinetuneConfig:
-    """``"base"`` or ``"field=value,field=value"`` applied to ``cfg``."""
+def parse_setting(spec: str, cfg: FinetuneConfig) -> tuple[FinetuneConfig, dict[str, object]]:
+    """``"base"`` or ``"field=value,macro.field=value"``: the fine-tuning ``cfg`` with the
+    plain fields changed, and the ``macro.`` fields (changes to the macro training)."""
     if spec == "base":
-        return cfg
-    return FinetuneConfig.from_dict({**cfg.as_dict(), **parse_overrides(spec, "--set")})
+        return cfg, {}
+    items = parse_overrides(spec, "--set")
+    macro = {k.removeprefix("macro."): v for k, v in items.items() if k.startswith("macro.")}
+    tuned = {k: v for k, v in items.items() if not k.startswith("macro.")}
+    return FinetuneConfig.from_dict({**cfg.as_dict(), **tuned}), macro
 
 
 def main() -> None:
@@ -75,8 +82,16 @@ def main() -> None:
     ap.add_argument("--transfer", action="store_true",
                     help="start from macro-trained weights, as the paper's method (the smoke profile's macro "
                          "training at each setting's arch and image size, on this root's macro set)")
+    ap.add_argument("--macro", default=None,
+                    help="with --transfer: changes to the smoke profile's macro training, field=value,... "
+                         "(e.g. epochs=20): the transfer set's training, measured apart from the fine-tuning")
     ap.add_argument("--set", dest="settings", action="append", default=None,
-                    help="a network setting (repeatable; default: base)")
+                    help="a network setting (repeatable; default: base); macro.FIELD=VALUE changes the "
+                         "macro training of that setting (with --transfer)")
+    ap.add_argument("--pair-with", type=Path, default=None,
+                    help="a finished run folder (its predictions.csv) of the same composite, e.g. one on a root "
+                         "that differs only in its macro set: every setting is paired with its SVM head instead "
+                         "of with the first setting")
     ap.add_argument("--base", type=Path, default=Path("build/probe/difference"))
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--out", type=Path, default=None, help="CSV of the per-run table")
@@ -103,15 +118,28 @@ def main() -> None:
     key = ["dataset", "subject", "sample", "label"]
     rows = []
     first_preds = None
+    if args.pair_with is not None:
+        paired = pd.read_csv(args.pair_with / "predictions.csv", dtype={k: str for k in key})
+        first_preds = paired[[*key, "pred_svm"]].rename(columns={"pred_svm": "pred_first"})
     for spec in args.settings or ["base"]:
         for train_seed in args.train_seeds:
-            cfg = parse_setting(spec, base).replace(seed=train_seed)
+            cfg, macro_changes = parse_setting(spec, base)
+            cfg = cfg.replace(seed=train_seed)
             t0 = time.perf_counter()
             transfer, name = None, "loso"
             if args.transfer:
                 macro = get_profile("smoke", "cpu").macro.replace(arch=cfg.arch, image_size=cfg.image_size,
                                                                   seed=train_seed)
-                transfer, name = macro_transfer(sets["macro"], macro, work), "loso-transfer"
+                changes = {**(parse_overrides(args.macro, "--macro") if args.macro else {}), **macro_changes}
+                transfer_work, name = work, "loso-transfer"
+                if changes:
+                    macro = TrainConfig.from_dict({**macro.as_dict(), **changes})
+                    # Folds are keyed by the fine-tuning alone, so other transferred weights get a
+                    # folder of their own; so does the macro training, because a transfer folder
+                    # resumed to more epochs no longer serves the shorter run.
+                    name += f"-macro-{settings_digest(macro.as_dict())}"
+                    transfer_work = work / name.removeprefix("loso-transfer-")
+                transfer = macro_transfer(sets["macro"], macro, transfer_work)
             res = evaluate_loso(diff, cfg, amp.run_folder(work, name, cfg), transfer=transfer,
                                 n_workers=args.workers)
             preds = merge_predictions(res.predictions, refs[[*key, "fold", "pred_majority", "pred_hog_svm"]])
@@ -120,6 +148,9 @@ def main() -> None:
             first = first_preds is not None
             if first:
                 preds = preds.merge(first_preds, on=key, how="left", validate="one_to_one")
+                if preds["pred_first"].isna().any():
+                    raise SystemExit(f"--pair-with {args.pair_with}: {int(preds['pred_first'].isna().sum())} "
+                                     "samples of this composite are not in its predictions.csv")
             table = amp.study_table(preds, args.amplitude, iod, SIZE, seed=0,
                                     references=["pred_majority", "pred_softmax", "pred_hog_svm", *pooled,
                                                 *(["pred_first"] if first else [])]).set_index("classifier")
